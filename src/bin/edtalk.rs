@@ -1,0 +1,4 @@
+//! `edtalk`: offline rendering, baking, checkpoint inspection and benchmarks.
+fn main() {
+    eprintln!("edtalk: no commands yet");
+}

@@ -1,0 +1,2 @@
+//! EDTalk in candle: layers, grid_sample, QR, encoder, decoder, generators, Audio2Lip and
+//! checkpoint loading. Plain Rust, no Bevy types.

@@ -1,0 +1,115 @@
+use std::path::{Path, PathBuf};
+
+/// Errors reading or fitting a portrait image.
+#[derive(Debug, thiserror::Error)]
+pub enum PortraitError {
+    #[error("portrait {path}: cannot read: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("portrait {what}: not a readable image: {source}")]
+    Decode {
+        what: String,
+        source: image::ImageError,
+    },
+    #[error("portrait {what}: {width}x{height} is empty or larger than 8192 px a side")]
+    BadSize {
+        what: String,
+        width: u32,
+        height: u32,
+    },
+    #[error("portrait: {len} bytes of RGBA do not make {width}x{height}x4")]
+    BadBuffer { width: u32, height: u32, len: usize },
+}
+
+/// Largest side accepted, so a stray 40k px texture cannot exhaust memory.
+const MAX_SIDE: u32 = 8192;
+
+/// An identity image: straight sRGB RGBA8. Any size and aspect; renderers fit it with
+/// [`Portrait::fit_square`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Portrait {
+    pub width: u32,
+    pub height: u32,
+    pub rgba: Vec<u8>,
+}
+
+impl Portrait {
+    /// Wraps an RGBA8 buffer.
+    pub fn from_rgba(width: u32, height: u32, rgba: Vec<u8>) -> Result<Self, PortraitError> {
+        if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
+            return Err(PortraitError::BadSize {
+                what: "buffer".into(),
+                width,
+                height,
+            });
+        }
+        if rgba.len() != (width * height * 4) as usize {
+            return Err(PortraitError::BadBuffer {
+                width,
+                height,
+                len: rgba.len(),
+            });
+        }
+        Ok(Self {
+            width,
+            height,
+            rgba,
+        })
+    }
+
+    /// Decodes an encoded image (PNG or JPEG; grayscale and alpha are converted to RGBA).
+    pub fn from_encoded(bytes: &[u8], what: &str) -> Result<Self, PortraitError> {
+        let img = image::load_from_memory(bytes).map_err(|source| PortraitError::Decode {
+            what: what.to_string(),
+            source,
+        })?;
+        let (width, height) = (img.width(), img.height());
+        if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
+            return Err(PortraitError::BadSize {
+                what: what.to_string(),
+                width,
+                height,
+            });
+        }
+        Ok(Self {
+            width,
+            height,
+            rgba: img.into_rgba8().into_raw(),
+        })
+    }
+
+    /// Reads and decodes an image file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, PortraitError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| PortraitError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_encoded(&bytes, &path.display().to_string())
+    }
+
+    /// The portrait as a `size`x`size` square, the rule every renderer uses: a centred
+    /// square crop of the shorter side (for tall images the crop is taken from the top
+    /// third so faces stay in), then a bicubic (Catmull-Rom) resize when the size differs.
+    pub fn fit_square(&self, size: u32) -> Portrait {
+        let side = self.width.min(self.height);
+        let x0 = (self.width - side) / 2;
+        // Tall art usually has the face in its upper part.
+        let y0 = (self.height - side) / 3;
+        let img = image::RgbaImage::from_raw(self.width, self.height, self.rgba.clone())
+            .expect("buffer length checked at construction");
+        let cropped = image::imageops::crop_imm(&img, x0, y0, side, side).to_image();
+        let out = if side == size {
+            cropped
+        } else {
+            image::imageops::resize(&cropped, size, size, image::imageops::FilterType::CatmullRom)
+        };
+        Portrait {
+            width: size,
+            height: size,
+            rgba: out.into_raw(),
+        }
+    }
+}

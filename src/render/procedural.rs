@@ -1,0 +1,1 @@
+//! The procedural renderer (face-rig warping). Placeholder until the procedural work lands.
