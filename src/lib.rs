@@ -17,6 +17,7 @@
 //! Rust with no Bevy types. The Bevy plugin lives in [`plugin`] (cargo feature `plugin`).
 
 pub mod audio;
+pub mod bench;
 pub mod model;
 pub mod motion;
 pub mod render;

@@ -1,0 +1,26 @@
+//! Benchmark workloads behind `edtalk bench`. Each area's `run` prints one JSON line per
+//! figure on stdout, e.g. `{"bench":"steady_state","ms_per_frame":312.5}`.
+
+/// Settings shared by every benchmark.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// Inference threads (candle's CPU thread pool).
+    pub threads: usize,
+    /// Fewer iterations, for smoke tests.
+    pub quick: bool,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        Self {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            quick: false,
+        }
+    }
+}
+
+/// Prints one figure as a JSON line and returns it.
+pub fn emit(figure: serde_json::Value) -> serde_json::Value {
+    println!("{figure}");
+    figure
+}
