@@ -1,0 +1,168 @@
+//! Voice output with kira, or a clock when there is no audio device.
+
+use std::sync::Arc;
+
+use bevy::prelude::*;
+use kira::backend::mock::{MockBackend, MockBackendSettings};
+use kira::sound::PlaybackState;
+use kira::sound::static_sound::{StaticSoundData, StaticSoundHandle, StaticSoundSettings};
+use kira::{AudioManager, AudioManagerSettings, DefaultBackend, Frame, Tween};
+
+use super::EdTalkSettings;
+
+/// Which audio output plays the voice lines.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum AudioOutput {
+    /// The system's default device; if there is none, a silent clock (warned once).
+    #[default]
+    Auto,
+    /// kira's mock backend, advanced by [`EdTalkAudio::advance_mock`]: for tests.
+    Mock {
+        /// Mock sample rate in Hz; one `process` call renders `buffer` frames.
+        sample_rate: u32,
+        buffer: usize,
+    },
+    /// No audio: lines advance with the game clock (servers, muted tests).
+    Clock,
+}
+
+enum Output {
+    Device(AudioManager<DefaultBackend>),
+    Mock(AudioManager<MockBackend>, usize, u32),
+    Clock,
+}
+
+/// The plugin's audio output (a non-send resource: some platforms' audio streams must stay
+/// on the main thread).
+pub struct EdTalkAudio {
+    output: Output,
+}
+
+/// A line being played: on kira, or on the clock.
+pub(crate) enum Playback {
+    Kira(StaticSoundHandle),
+    Clock { started: f64, duration: f64 },
+}
+
+impl EdTalkAudio {
+    fn new(choice: AudioOutput) -> Self {
+        let output = match choice {
+            AudioOutput::Auto => match AudioManager::<DefaultBackend>::new(Default::default()) {
+                Ok(m) => Output::Device(m),
+                Err(e) => {
+                    warn!(
+                        "bevy_edtalk: no audio output ({e}); voice lines will be silent and \
+                         faces follow the game clock"
+                    );
+                    Output::Clock
+                }
+            },
+            AudioOutput::Mock {
+                sample_rate,
+                buffer,
+            } => {
+                let settings = AudioManagerSettings {
+                    internal_buffer_size: buffer.max(1),
+                    backend_settings: MockBackendSettings {
+                        sample_rate: sample_rate.max(1),
+                    },
+                    ..Default::default()
+                };
+                match AudioManager::<MockBackend>::new(settings) {
+                    Ok(m) => Output::Mock(m, buffer.max(1), sample_rate.max(1)),
+                    Err(()) => Output::Clock,
+                }
+            }
+            AudioOutput::Clock => Output::Clock,
+        };
+        Self { output }
+    }
+
+    /// Whether sound actually reaches a device.
+    pub fn has_device(&self) -> bool {
+        matches!(self.output, Output::Device(_))
+    }
+
+    /// Mock output only: renders `seconds` of audio (rounded up to whole buffers), which
+    /// moves every playing line forward. No effect on other outputs.
+    pub fn advance_mock(&mut self, seconds: f64) {
+        if let Output::Mock(manager, buffer, rate) = &mut self.output {
+            let calls = (seconds * *rate as f64 / *buffer as f64).ceil().max(0.0) as usize;
+            let backend = manager.backend_mut();
+            for _ in 0..calls {
+                backend.on_start_processing();
+                backend.process();
+            }
+        }
+    }
+
+    /// Starts a mono line. Never fails: if the device refuses, the line runs on the clock.
+    pub(crate) fn play(&mut self, samples: &Arc<[f32]>, sample_rate: u32, now: f64) -> Playback {
+        let duration = samples.len() as f64 / sample_rate.max(1) as f64;
+        let data = || StaticSoundData {
+            sample_rate,
+            frames: samples.iter().map(|&s| Frame::from_mono(s)).collect(),
+            settings: StaticSoundSettings::default(),
+            slice: None,
+        };
+        let result = match &mut self.output {
+            Output::Device(m) => m.play(data()).map_err(|e| e.to_string()),
+            Output::Mock(m, ..) => {
+                let r = m.play(data()).map_err(|e| e.to_string());
+                // Let the mock renderer pick up the play command right away.
+                m.backend_mut().on_start_processing();
+                r
+            }
+            Output::Clock => Err(String::new()),
+        };
+        match result {
+            Ok(handle) => Playback::Kira(handle),
+            Err(e) => {
+                if !e.is_empty() {
+                    warn!("bevy_edtalk: could not play a voice line ({e}); using the clock");
+                }
+                Playback::Clock {
+                    started: now,
+                    duration,
+                }
+            }
+        }
+    }
+}
+
+impl Playback {
+    /// Playback position in seconds.
+    pub(crate) fn position(&self, now: f64) -> f64 {
+        match self {
+            Playback::Kira(h) => h.position(),
+            Playback::Clock { started, duration } => (now - started).clamp(0.0, *duration),
+        }
+    }
+
+    /// Whether the line has played out.
+    pub(crate) fn finished(&self, now: f64) -> bool {
+        match self {
+            Playback::Kira(h) => h.state() == PlaybackState::Stopped,
+            Playback::Clock { started, duration } => now - started >= *duration,
+        }
+    }
+
+    /// Stops the sound (fades out over a few milliseconds to avoid a click).
+    pub(crate) fn stop(&mut self) {
+        if let Playback::Kira(h) = self {
+            h.stop(Tween {
+                duration: std::time::Duration::from_millis(30),
+                ..Default::default()
+            });
+        }
+    }
+}
+
+/// Startup: opens the configured output.
+pub(crate) fn init_audio(world: &mut World) {
+    let choice = world
+        .get_resource::<EdTalkSettings>()
+        .map(|s| s.audio)
+        .unwrap_or_default();
+    world.insert_non_send(EdTalkAudio::new(choice));
+}

@@ -1,0 +1,30 @@
+use bevy::prelude::*;
+
+use crate::render::Backend;
+
+/// What the plugin did, for on-screen stats and tuning. Counters only grow.
+#[derive(Resource, Clone, Debug, Default)]
+pub struct EdTalkDiagnostics {
+    /// Renderer in use; `None` until the worker has started (or if it could not start).
+    pub backend: Option<Backend>,
+    /// Faces rendered by the worker.
+    pub frames_rendered: u64,
+    /// Faces uploaded to textures.
+    pub frames_shown: u64,
+    /// Rendered faces never shown (a newer one was ready first, or they arrived after an
+    /// emotion change made them outdated), plus requests the worker skipped as stale.
+    pub frames_dropped: u64,
+    /// Game frames on which a talking face wanted a newer frame than it had: the last
+    /// frame stayed up.
+    pub frames_late: u64,
+    /// Mean inference time per face frame over the worker's life, in milliseconds.
+    pub inference_ms_per_frame: f32,
+    /// Inference time per face of the latest renderer call, in milliseconds.
+    pub last_inference_ms: f32,
+    /// Face frames rendered per second, over the last second.
+    pub inference_fps: f32,
+    /// Requests refused because the worker's queue was full.
+    pub requests_refused: u64,
+    /// Worker restarts after renderer panics.
+    pub worker_restarts: u64,
+}

@@ -1,0 +1,108 @@
+use bevy::prelude::*;
+
+use super::assets::{EmotionScriptAsset, VoiceLine};
+use super::components::ExpressionTarget;
+use crate::motion::Emotion;
+
+/// Makes a face speak a voice line (played on the audio output, lip-synced).
+/// A line already playing on that face is stopped.
+#[derive(Message, Clone, Debug)]
+pub struct Speak {
+    pub entity: Entity,
+    pub line: Handle<VoiceLine>,
+    /// Emotion keys over the line's time.
+    pub script: Option<Handle<EmotionScriptAsset>>,
+    /// Subtitle or caller tag, echoed in [`SpeechStarted`] / [`SpeechFinished`].
+    pub tag: String,
+}
+
+impl Speak {
+    /// Speak a loaded or loading voice line.
+    pub fn new(entity: Entity, line: Handle<VoiceLine>) -> Self {
+        Self {
+            entity,
+            line,
+            script: None,
+            tag: String::new(),
+        }
+    }
+
+    /// With an emotion script.
+    pub fn with_script(mut self, script: Handle<EmotionScriptAsset>) -> Self {
+        self.script = Some(script);
+        self
+    }
+
+    /// With a tag (e.g. the subtitle).
+    pub fn with_tag(mut self, tag: impl Into<String>) -> Self {
+        self.tag = tag.into();
+        self
+    }
+}
+
+/// Stops the face's current line (audio and lip-sync).
+#[derive(Message, Clone, Debug)]
+pub struct StopSpeaking {
+    pub entity: Entity,
+}
+
+/// Moves a face's expression to a new target over `transition` seconds.
+#[derive(Message, Clone, Debug)]
+pub struct SetEmotion {
+    pub entity: Entity,
+    pub target: ExpressionTarget,
+    pub transition: f32,
+}
+
+impl SetEmotion {
+    /// One predefined emotion at full intensity, over 0.4 s.
+    pub fn new(entity: Entity, emotion: Emotion) -> Self {
+        Self {
+            entity,
+            target: ExpressionTarget::emotion(emotion, 1.0),
+            transition: 0.4,
+        }
+    }
+
+    /// One predefined emotion at an intensity (0..1; above 1 exaggerates), over 0.4 s.
+    pub fn with_intensity(entity: Entity, emotion: Emotion, intensity: f32) -> Self {
+        Self {
+            entity,
+            target: ExpressionTarget::emotion(emotion, intensity),
+            transition: 0.4,
+        }
+    }
+
+    /// With a transition time in seconds.
+    pub fn over(mut self, seconds: f32) -> Self {
+        self.transition = seconds;
+        self
+    }
+}
+
+/// A line started playing on a face.
+#[derive(Message, Clone, Debug)]
+pub struct SpeechStarted {
+    pub entity: Entity,
+    pub tag: String,
+    /// Line length in seconds.
+    pub duration: f32,
+}
+
+/// A line ended (played out or stopped).
+#[derive(Message, Clone, Debug)]
+pub struct SpeechFinished {
+    pub entity: Entity,
+    pub tag: String,
+    /// False when stopped early by [`StopSpeaking`] or a new [`Speak`].
+    pub completed: bool,
+}
+
+/// Something went wrong for an entity (or for the plugin when `entity` is `None`): a bad
+/// portrait, an unplayable line, a malformed RON file, a worker restart. The plugin also
+/// logs it; the game keeps running.
+#[derive(Message, Clone, Debug)]
+pub struct EdTalkError {
+    pub entity: Option<Entity>,
+    pub message: String,
+}

@@ -1,0 +1,110 @@
+//! Glue between the plugin and the engine: which renderer to build, a line's motion track,
+//! and the motion of one face frame.
+
+use std::sync::Arc;
+
+use super::assets::VoiceLine;
+use super::components::EmotionState;
+use super::{BackendChoice, EdTalkSettings};
+use crate::motion::{HeadPose, MotionFrame};
+use crate::render::procedural::ProceduralRenderer;
+use crate::render::{FaceRenderer, IdentityId};
+use crate::worker::RendererFactory;
+
+/// A decoded line with its motion track, ready to play.
+pub(crate) struct PreparedLine {
+    pub samples: Arc<[f32]>,
+    pub sample_rate: u32,
+    pub motion: Vec<MotionFrame>,
+}
+
+/// Renderers to try, best first (the procedural one always last).
+pub(crate) fn renderer_factories(
+    settings: &EdTalkSettings,
+    failures: &mut Vec<String>,
+) -> Vec<RendererFactory> {
+    let mut out: Vec<RendererFactory> = Vec::new();
+    if settings.backend == BackendChoice::Neural {
+        failures.push(format!(
+            "neural renderer requested, but no EDTalk checkpoints are usable in {}",
+            settings.ckpt_dir.display()
+        ));
+    }
+    let size = settings.face_resolution.clamp(32, 1024);
+    out.push(Arc::new(move || {
+        Ok(Box::new(ProceduralRenderer::new(size)) as Box<dyn FaceRenderer>)
+    }));
+    out
+}
+
+/// Decodes nothing (the loader did) and computes the mouth track of a line.
+pub(crate) fn prepare_line(line: &VoiceLine, fps: f32) -> Result<PreparedLine, String> {
+    let rate = line.sample_rate.max(1) as f32;
+    let hop = (rate / fps).round().max(1.0) as usize;
+    let frames = line.samples.len() / hop;
+    if frames == 0 {
+        return Err(format!(
+            "line is {:.3} s long, shorter than one face frame",
+            line.samples.len() as f32 / rate
+        ));
+    }
+    let motion = (0..frames)
+        .map(|i| {
+            let chunk = &line.samples[i * hop..(i + 1) * hop];
+            let rms = (chunk.iter().map(|s| s * s).sum::<f32>() / chunk.len() as f32).sqrt();
+            let mut m = MotionFrame::default();
+            m.mouth.jaw_open = ((rms - 0.01) * 6.0).clamp(0.0, 1.0);
+            m
+        })
+        .collect();
+    Ok(PreparedLine {
+        samples: line.samples.clone(),
+        sample_rate: line.sample_rate,
+        motion,
+    })
+}
+
+/// The motion of face frame `key`: the line's mouth (if a line covers it), the emotion
+/// state's expression at that time, idle head motion and blinks.
+pub(crate) fn motion_at(
+    line: Option<(&[MotionFrame], i64)>,
+    key: i64,
+    fps: f32,
+    id: IdentityId,
+    emotion: &EmotionState,
+) -> MotionFrame {
+    let t = key as f64 / fps as f64;
+    let mut m = match line {
+        Some((track, base)) if key >= base && ((key - base) as usize) < track.len() => {
+            track[(key - base) as usize].clone()
+        }
+        _ => MotionFrame::default(),
+    };
+    let (exp, look) = emotion.sample(t);
+    m.exp_coeffs = exp;
+    m.expression = look;
+    let (head, blink) = idle(id, t);
+    m.head = head;
+    m.expression.eye_open *= 1.0 - blink;
+    m
+}
+
+/// Small seeded head sway and blinks, so idle faces look alive.
+fn idle(id: IdentityId, t: f64) -> (HeadPose, f32) {
+    let seed = (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as f64 / (1u64 << 24) as f64;
+    let w = std::f64::consts::TAU;
+    let head = HeadPose {
+        yaw: (0.035 * (w * (0.11 * t + seed)).sin()) as f32,
+        pitch: (0.02 * (w * (0.07 * t + 2.0 * seed)).sin()) as f32,
+        roll: (0.015 * (w * (0.05 * t + 3.0 * seed)).sin()) as f32,
+    };
+    // A blink (0.16 s) every 3.2..4.8 s, phase from the seed.
+    let period = 3.2 + 1.6 * seed;
+    let phase = (t + seed * period).rem_euclid(period);
+    let blink = if phase < 0.16 {
+        (std::f64::consts::PI * phase / 0.16).sin() as f32
+    } else {
+        0.0
+    };
+    (head, blink)
+}
