@@ -1,1 +1,0 @@
-//! The procedural renderer (face-rig warping). Placeholder until the procedural work lands.
