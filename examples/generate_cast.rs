@@ -550,8 +550,8 @@ fn draw(c: &Character) -> (Canvas, FaceRig) {
             );
             cv.fill(
                 (90.0, 205.0, 166.0, 222.0),
-                |x, y| sd_ellipse(x, y, l.cx, 214.0, 35.0, 5.0),
-                |_, _, _| scale(c.cloth2, 0.8),
+                |x, y| sd_ellipse(x, y, l.cx, 214.0, 30.0, 5.0),
+                |x, _, _| scale(neck_col(x), 0.8),
                 0.5,
                 1.0,
             );

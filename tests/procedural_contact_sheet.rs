@@ -150,8 +150,9 @@ fn contact_sheet() {
     sheet.save(&out).unwrap();
     println!("contact sheet: {}", out.display());
     if std::env::var_os("UPDATE_CONTACT_SHEET").is_some() {
+        let rgb = image::DynamicImage::ImageRgba8(sheet.clone()).into_rgb8();
         let half = image::imageops::resize(
-            &sheet,
+            &rgb,
             sheet.width() / 2,
             sheet.height() / 2,
             image::imageops::FilterType::Triangle,

@@ -95,6 +95,7 @@ impl Controls {
             self.jaw,
             self.lip_width,
             self.lip_round,
+            self.lip_round,
             self.pressed,
             self.smile,
             self.frown,

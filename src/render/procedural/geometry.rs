@@ -8,15 +8,17 @@
 use crate::render::rig::{Brow, Eye, FaceRig, Point};
 
 /// Number of basis fields.
-pub const BASIS_COUNT: usize = 16;
+pub const BASIS_COUNT: usize = 17;
 
 /// The basis fields, in weight order (see `Controls::basis_weights`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(usize)]
+#[allow(missing_docs)] // Each is the control of the same name (see `Controls`).
 pub enum Basis {
     Jaw,
     LipWidth,
     LipRound,
+    RoundPush,
     Pressed,
     Smile,
     Frown,
@@ -38,6 +40,7 @@ impl Basis {
         Basis::Jaw,
         Basis::LipWidth,
         Basis::LipRound,
+        Basis::RoundPush,
         Basis::Pressed,
         Basis::Smile,
         Basis::Frown,
@@ -52,16 +55,26 @@ impl Basis {
         Basis::RollSin,
         Basis::RollCos,
     ];
+
+    /// Whether the field splits the lips apart at the seam (a step across it). The warp
+    /// applies these after undoing the smooth fields, so the split follows the lips when
+    /// they move.
+    pub fn is_split(self) -> bool {
+        matches!(self, Basis::Jaw | Basis::RoundPush)
+    }
 }
 
 /// A point in pixels.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct P2 {
+    /// Pixels from the left edge.
     pub x: f32,
+    /// Pixels from the top edge.
     pub y: f32,
 }
 
 impl P2 {
+    /// A point from its coordinates.
     pub const fn new(x: f32, y: f32) -> Self {
         Self { x, y }
     }
@@ -70,22 +83,29 @@ impl P2 {
 /// An eye in pixels.
 #[derive(Clone, Copy, Debug)]
 pub struct EyePx {
+    /// Corner towards the face outline.
     pub outer: P2,
+    /// Corner towards the nose.
     pub inner: P2,
+    /// Apex of the upper lid.
     pub upper: P2,
+    /// Apex of the lower lid.
     pub lower: P2,
 }
 
 impl EyePx {
+    /// Middle of the eye: between the corners, between the lids.
     pub fn center(&self) -> P2 {
         P2::new(
             (self.outer.x + self.inner.x) * 0.5,
             (self.upper.y + self.lower.y) * 0.5,
         )
     }
+    /// Half the corner-to-corner width.
     pub fn half_width(&self) -> f32 {
         (self.inner.x - self.outer.x).abs() * 0.5
     }
+    /// Lid-to-lid height.
     pub fn height(&self) -> f32 {
         self.lower.y - self.upper.y
     }
@@ -94,8 +114,11 @@ impl EyePx {
 /// A brow in pixels.
 #[derive(Clone, Copy, Debug)]
 pub struct BrowPx {
+    /// End towards the temple.
     pub outer: P2,
+    /// Middle of the arch.
     pub mid: P2,
+    /// End towards the nose.
     pub inner: P2,
 }
 
@@ -104,16 +127,25 @@ pub struct BrowPx {
 pub struct FaceGeometry {
     /// Image side in pixels.
     pub size: f32,
+    /// Image-left then image-right eye.
     pub eyes: [EyePx; 2],
+    /// Image-left then image-right brow.
     pub brows: [BrowPx; 2],
+    /// Nose tip.
     pub nose: P2,
+    /// Mouth corner on the image's left.
     pub mouth_left: P2,
+    /// Mouth corner on the image's right.
     pub mouth_right: P2,
+    /// Top of the upper lip at the middle.
     pub upper_lip: P2,
+    /// Bottom of the lower lip at the middle.
     pub lower_lip: P2,
+    /// Bottom of the chin.
     pub chin: P2,
-    /// Horizontal centre and half width of the face outline.
+    /// Horizontal centre of the face outline.
     pub face_cx: f32,
+    /// Half width of the face outline.
     pub face_rx: f32,
     /// Top of the face outline (temples).
     pub face_top: f32,
@@ -287,11 +319,9 @@ impl FaceGeometry {
                 let w = 0.04 * s;
                 (w * sideways, -0.15 * w * sideways.abs())
             }
-            Basis::LipRound => {
-                let w = 0.04 * s;
-                let push = self.lip_split(x, y, self.round_push(), self.round_push());
-                (-w * sideways, push)
-            }
+            Basis::LipRound => (-0.04 * s * sideways, 0.0),
+            // Rounded lips part a little: protrusion shows as a small opening.
+            Basis::RoundPush => (0.0, self.lip_split(x, y, self.round_push(), self.round_push())),
             Basis::Pressed => {
                 // Lips squeezed towards the seam: thinner lips, skin around takes the slack.
                 let sd = y - self.seam_y(x);

@@ -39,16 +39,20 @@ pub fn paint(
     xs.clear();
     tops.clear();
     bots.clear();
+    // Before the smooth motion, a column's rows just above the seam show lower-lip content
+    // from `seam + up` down, and rows below it upper-lip content down to `seam + down`
+    // (the warp samples each pixel at itself minus the displacement): that band is the gap.
+    // The smooth fields then carry the band along with the lips.
     for i in 0..=SAMPLES {
         let x = l.x + (r.x - l.x) * i as f32 / SAMPLES as f32;
         let seam = geom.seam_y(x);
-        // Either side of the split, then back onto the seam, so the corners stay shut.
-        let up = grid.forward(P2::new(x, seam - 1.5));
-        let lo = grid.forward(P2::new(x, seam + 1.5));
-        let mid = grid.forward(P2::new(x, seam));
-        xs.push(mid.x);
-        tops.push(up.y + 1.5);
-        bots.push((lo.y - 1.5).max(up.y + 1.5));
+        let up = grid.split_at(P2::new(x, seam - 1.5)).y;
+        let down = grid.split_at(P2::new(x, seam + 1.5)).y;
+        let top = grid.forward_smooth(P2::new(x, seam + up));
+        let bot = grid.forward_smooth(P2::new(x, seam + down.max(up)));
+        xs.push((top.x + bot.x) * 0.5);
+        tops.push(top.y);
+        bots.push(bot.y.max(top.y));
     }
     let x_min = xs.iter().copied().fold(f32::MAX, f32::min).floor().max(0.0) as usize;
     let x_max = (xs.iter().copied().fold(f32::MIN, f32::max).ceil() as usize).min(size - 1);

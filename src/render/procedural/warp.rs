@@ -24,7 +24,14 @@ pub struct WarpGrid {
     row_lookup: Vec<(usize, f32)>,
     /// Per basis: x then y displacement at each node, row-major.
     basis: Vec<[Vec<f32>; 2]>,
-    /// Per frame scratch: summed displacement at the nodes.
+    /// Node rows and columns (half-open) outside which every split field is zero.
+    split_rows: std::ops::Range<usize>,
+    split_cols: std::ops::Range<usize>,
+    /// Per frame scratch: the smooth fields summed.
+    smooth: [Vec<f32>; 2],
+    /// Per frame scratch: the split fields summed.
+    split: [Vec<f32>; 2],
+    /// Per frame scratch: the backward displacement the warp uses.
     acc: [Vec<f32>; 2],
     /// Per frame scratch: source x, y (16.16 fixed point) along the current output row.
     row_src: [Vec<i32>; 2],
@@ -38,7 +45,8 @@ impl WarpGrid {
         let band = |(a, b): (f32, f32), margin: f32| {
             (a - margin).floor().max(0.0) as usize..=((b + margin).ceil().max(0.0) as usize).min(size - 1)
         };
-        let mouth = band(geom.seam_rows(), 6.0);
+        // Wide enough for the seam to stay inside while the head moves.
+        let mouth = band(geom.seam_rows(), 12.0);
         let eyes = band(geom.eye_rows(), 4.0);
         let mut row_y: Vec<f32> = (0..size)
             .filter(|&y| y % CELL == 0 || mouth.contains(&y) || eyes.contains(&y))
@@ -58,40 +66,71 @@ impl WarpGrid {
             row_lookup.push((j, t));
         }
         let n = cols * row_y.len();
+        let (mut r0, mut r1, mut c0, mut c1) = (usize::MAX, 0, usize::MAX, 0);
         let mut basis = Vec::with_capacity(BASIS_COUNT);
         for b in Basis::ALL {
             let mut fx = Vec::with_capacity(n);
             let mut fy = Vec::with_capacity(n);
-            for &y in &row_y {
+            for (j, &y) in row_y.iter().enumerate() {
                 for i in 0..cols {
                     let x = ((i * CELL) as f32).min((size - 1) as f32);
                     let (dx, dy) = geom.basis(b, x, y);
+                    if b.is_split() && (dx.abs() > 1e-4 || dy.abs() > 1e-4) {
+                        (r0, r1, c0, c1) = (r0.min(j), r1.max(j + 1), c0.min(i), c1.max(i + 1));
+                    }
                     fx.push(dx);
                     fy.push(dy);
                 }
             }
             basis.push([fx, fy]);
         }
+        // Nodes whose smooth motion may carry them onto the split region look it up too.
+        let margin = 16.0;
+        let (split_rows, split_cols) = if r0 < r1 {
+            let (ya, yb) = (row_y[r0] - margin, row_y[r1 - 1] + margin);
+            let ra = row_y.partition_point(|&y| y < ya);
+            let rb = row_y.partition_point(|&y| y <= yb);
+            let m = (margin as usize).div_ceil(CELL);
+            (ra..rb, c0.saturating_sub(m)..(c1 + m).min(cols))
+        } else {
+            (0..0, 0..0)
+        };
         Self {
             size,
             cols,
             row_y,
             row_lookup,
             basis,
+            split_rows,
+            split_cols,
+            smooth: [vec![0.0; n], vec![0.0; n]],
+            split: [vec![0.0; n], vec![0.0; n]],
             acc: [vec![0.0; n], vec![0.0; n]],
             row_src: [vec![0; cols], vec![0; cols]],
         }
     }
 
     /// Sums the basis fields with this frame's weights.
+    ///
+    /// A portrait point first splits at the lips, then moves with the smooth fields, so the
+    /// backward displacement is `smooth(p) + split(p - smooth(p))`: the split is looked up
+    /// where the smooth motion came from, which keeps the mouth's opening on the lips when
+    /// they move sideways, smile or turn with the head.
     pub fn set_weights(&mut self, weights: &[f32; BASIS_COUNT]) {
-        let [ax, ay] = &mut self.acc;
-        ax.fill(0.0);
-        ay.fill(0.0);
-        for (w, [bx, by]) in weights.iter().zip(&self.basis) {
+        for f in self.smooth.iter_mut().chain(self.split.iter_mut()) {
+            f.fill(0.0);
+        }
+        let mut any_split = false;
+        for ((w, [bx, by]), b) in weights.iter().zip(&self.basis).zip(Basis::ALL) {
             if *w == 0.0 {
                 continue;
             }
+            any_split |= b.is_split();
+            let [ax, ay] = if b.is_split() {
+                &mut self.split
+            } else {
+                &mut self.smooth
+            };
             for (a, b) in ax.iter_mut().zip(bx) {
                 *a += w * b;
             }
@@ -99,25 +138,58 @@ impl WarpGrid {
                 *a += w * b;
             }
         }
+        self.acc[0].copy_from_slice(&self.smooth[0]);
+        self.acc[1].copy_from_slice(&self.smooth[1]);
+        if !any_split {
+            return;
+        }
+        for j in self.split_rows.clone() {
+            let y = self.row_y[j];
+            for i in self.split_cols.clone() {
+                let k = j * self.cols + i;
+                let x = (i * CELL) as f32;
+                let q = P2::new(x - self.smooth[0][k], y - self.smooth[1][k]);
+                let d = self.sample(&self.split, q);
+                self.acc[0][k] += d.x;
+                self.acc[1][k] += d.y;
+            }
+        }
     }
 
-    /// Where the portrait point `p` lands in the frame under the current weights.
-    pub fn forward(&self, p: P2) -> P2 {
+    /// Bilinear interpolation of a node field at a pixel position (clamped to the image).
+    fn sample(&self, field: &[Vec<f32>; 2], p: P2) -> P2 {
         let max = (self.size - 1) as f32;
-        let x = p.x.clamp(0.0, max);
-        let y = p.y.clamp(0.0, max);
+        let (x, y) = (p.x.clamp(0.0, max), p.y.clamp(0.0, max));
         let (j, t) = self.row_at(y);
         let fi = x / CELL as f32;
         let i = (fi as usize).min(self.cols - 2);
         let u = (fi - i as f32).clamp(0.0, 1.0);
-        let at = |k: usize, row: usize, col: usize| self.acc[k][row * self.cols + col];
+        let at = |f: &Vec<f32>, row: usize, col: usize| f[row * self.cols + col];
         let mut d = [0.0f32; 2];
-        for (k, dk) in d.iter_mut().enumerate() {
-            let top = at(k, j, i) * (1.0 - u) + at(k, j, i + 1) * u;
-            let bot = at(k, j + 1, i) * (1.0 - u) + at(k, j + 1, i + 1) * u;
+        for (dk, f) in d.iter_mut().zip(field) {
+            let top = at(f, j, i) * (1.0 - u) + at(f, j, i + 1) * u;
+            let bot = at(f, j + 1, i) * (1.0 - u) + at(f, j + 1, i + 1) * u;
             *dk = top * (1.0 - t) + bot * t;
         }
-        P2::new(p.x + d[0], p.y + d[1])
+        P2::new(d[0], d[1])
+    }
+
+    /// Where the portrait point `p` lands in the frame under the current weights (away
+    /// from the lips' split).
+    pub fn forward(&self, p: P2) -> P2 {
+        let d = self.sample(&self.acc, p);
+        P2::new(p.x + d.x, p.y + d.y)
+    }
+
+    /// Where a point lands under the smooth fields alone.
+    pub fn forward_smooth(&self, p: P2) -> P2 {
+        let d = self.sample(&self.smooth, p);
+        P2::new(p.x + d.x, p.y + d.y)
+    }
+
+    /// The split fields' displacement at `p`.
+    pub fn split_at(&self, p: P2) -> P2 {
+        self.sample(&self.split, p)
     }
 
     fn row_at(&self, y: f32) -> (usize, f32) {
