@@ -381,12 +381,12 @@ impl Layout {
             cy: 120.0,
             rx: c.face_rx,
             ry_up: 78.0,
-            ry_low: 88.0,
+            ry_low: 86.0,
             taper: 0.3,
             eye_y: 110.0,
             brow_y: 92.0,
-            nose_y: 148.0,
-            mouth_y: 179.0,
+            nose_y: 152.0,
+            mouth_y: 177.0,
             upper_lip_h: 6.0,
             lower_lip_h: 7.5,
         }
@@ -402,7 +402,10 @@ impl Layout {
         if s >= 0.0 {
             // Jaw: narrows towards a soft, slightly square chin.
             let k = 1.0 - self.taper * s.powf(1.6);
-            (self.cx + self.rx * c * k, self.cy + self.ry_low * s.powf(0.9))
+            (
+                self.cx + self.rx * c * k,
+                self.cy + self.ry_low * s.powf(0.9),
+            )
         } else {
             (self.cx + self.rx * c, self.cy + self.ry_up * s)
         }
@@ -472,22 +475,46 @@ fn draw(c: &Character) -> (Canvas, FaceRig) {
                 let body = ((x - l.cx).abs() - hw).max(y - 236.0).max(l.cy - y);
                 top.min(body)
             };
-            cv.fill(FULL, back, |x, y, d| scale(hair_shade(x, y, d), 0.85), 0.5, 1.0);
+            cv.fill(
+                FULL,
+                back,
+                |x, y, d| scale(hair_shade(x, y, d), 0.85),
+                0.5,
+                1.0,
+            );
         }
         Hair::Bob => {
             let back = |x: f32, y: f32| {
                 let top = sd_ellipse(x, y, l.cx, l.cy - 4.0, l.rx + 15.0, l.ry_up + 13.0);
-                let body = ((x - l.cx).abs() - (l.rx + 15.0)).max(y - 196.0).max(l.cy - y);
+                let body = ((x - l.cx).abs() - (l.rx + 15.0))
+                    .max(y - 196.0)
+                    .max(l.cy - y);
                 top.min(body)
             };
-            cv.fill(FULL, back, |x, y, d| scale(hair_shade(x, y, d), 0.8), 0.5, 1.0);
+            cv.fill(
+                FULL,
+                back,
+                |x, y, d| scale(hair_shade(x, y, d), 0.8),
+                0.5,
+                1.0,
+            );
         }
         _ => {}
     }
 
     // Neck, with the jaw's shadow on it.
-    let neck = |x: f32, y: f32| ((x - l.cx).abs() - 27.0).max(l.cy + 20.0 - y).max(y - 236.0);
-    let neck_col = |x: f32| mix(c.skin, skin_shadow, 0.35 + 0.25 * ((x - l.cx).abs() / 27.0).min(1.0));
+    let neck = |x: f32, y: f32| {
+        ((x - l.cx).abs() - 27.0)
+            .max(l.cy + 20.0 - y)
+            .max(y - 236.0)
+    };
+    let neck_col = |x: f32| {
+        mix(
+            c.skin,
+            skin_shadow,
+            0.35 + 0.25 * ((x - l.cx).abs() / 27.0).min(1.0),
+        )
+    };
     cv.fill(FULL, neck, |x, _, _| neck_col(x), 0.5, 1.0);
     cv.fill(
         FULL,
@@ -514,7 +541,11 @@ fn draw(c: &Character) -> (Canvas, FaceRig) {
         |x, y, d| {
             let fold = 0.5 + 0.5 * ((x - 128.0) * 0.05).cos();
             let rim = smoothstep(-20.0, 0.0, d);
-            let lit = mix(c.cloth, scale(c.cloth, 0.7), 0.35 * rim + 0.2 * (1.0 - fold));
+            let lit = mix(
+                c.cloth,
+                scale(c.cloth, 0.7),
+                0.35 * rim + 0.2 * (1.0 - fold),
+            );
             mix(lit, scale(c.cloth, 0.8), smoothstep(200.0, 256.0, y) * 0.3)
         },
         0.5,
@@ -536,22 +567,22 @@ fn draw(c: &Character) -> (Canvas, FaceRig) {
     match c.collar {
         Collar::Turtleneck => {
             let band = |x: f32, y: f32| {
-                ((x - l.cx).abs() - 33.0).max(212.0 - y + 0.04 * (x - l.cx).powi(2) * 0.0).max(y - 250.0) - 3.0
+                ((x - l.cx).abs() - 33.0)
+                    .max(210.0 - y)
+                    .max(y - 250.0)
+                    - 3.0
             };
             cv.fill(
                 FULL,
                 band,
                 |x, _, d| {
                     let rib = 0.5 + 0.5 * (x * 0.9).sin();
-                    mix(c.cloth, c.cloth2, 0.35 * rib + 0.4 * smoothstep(-6.0, 0.0, d))
+                    mix(
+                        c.cloth,
+                        c.cloth2,
+                        0.35 * rib + 0.4 * smoothstep(-6.0, 0.0, d),
+                    )
                 },
-                0.5,
-                1.0,
-            );
-            cv.fill(
-                (90.0, 205.0, 166.0, 222.0),
-                |x, y| sd_ellipse(x, y, l.cx, 214.0, 30.0, 5.0),
-                |x, _, _| scale(neck_col(x), 0.8),
                 0.5,
                 1.0,
             );
@@ -559,7 +590,13 @@ fn draw(c: &Character) -> (Canvas, FaceRig) {
         Collar::Shirt => {
             // V opening with skin, then two folded collar points.
             let v = [(l.cx - 26.0, 214.0), (l.cx + 26.0, 214.0), (l.cx, 252.0)];
-            cv.fill(FULL, |x, y| sd_polygon(x, y, &v), |x, y, _| mix(neck_col(x), skin_shadow, smoothstep(214.0, 250.0, y) * 0.5), 0.5, 1.0);
+            cv.fill(
+                FULL,
+                |x, y| sd_polygon(x, y, &v),
+                |x, y, _| mix(neck_col(x), skin_shadow, smoothstep(214.0, 250.0, y) * 0.5),
+                0.5,
+                1.0,
+            );
             for side in [-1.0f32, 1.0] {
                 let p = [
                     (l.cx + side * 30.0, 206.0),
@@ -567,16 +604,40 @@ fn draw(c: &Character) -> (Canvas, FaceRig) {
                     (l.cx + side * 22.0, 240.0),
                     (l.cx + side * 44.0, 224.0),
                 ];
-                cv.fill(FULL, |x, y| sd_polygon(x, y, &p) - 0.5, |_, _, d| mix(c.cloth2, scale(c.cloth2, 0.75), smoothstep(-5.0, 0.0, d)), 0.5, 1.0);
+                cv.fill(
+                    FULL,
+                    |x, y| sd_polygon(x, y, &p) - 0.5,
+                    |_, _, d| mix(c.cloth2, scale(c.cloth2, 0.75), smoothstep(-5.0, 0.0, d)),
+                    0.5,
+                    1.0,
+                );
             }
             // Buttons.
-            cv.fill(FULL, |x, y| sd_circle(x, y, l.cx, 252.0, 2.0), |_, _, _| scale(c.cloth, 0.6), 0.5, 1.0);
+            cv.fill(
+                FULL,
+                |x, y| sd_circle(x, y, l.cx, 252.0, 2.0),
+                |_, _, _| scale(c.cloth, 0.6),
+                0.5,
+                1.0,
+            );
         }
         Collar::RoundNeck => {
             let neckline = |x: f32, y: f32| sd_ellipse(x, y, l.cx, 212.0, 36.0, 18.0);
             // The neckline cut shows skin; a contrasting trim runs around it.
-            cv.fill(FULL, |x, y| neckline(x, y).max(212.0 - y), |x, y, _| mix(neck_col(x), skin_shadow, smoothstep(212.0, 230.0, y) * 0.4), 0.5, 1.0);
-            cv.fill(FULL, |x, y| neckline(x, y).abs().max(212.0 - y) - 2.2, |_, _, _| c.cloth2, 0.5, 1.0);
+            cv.fill(
+                FULL,
+                |x, y| neckline(x, y).max(212.0 - y),
+                |x, y, _| mix(neck_col(x), skin_shadow, smoothstep(212.0, 230.0, y) * 0.4),
+                0.5,
+                1.0,
+            );
+            cv.fill(
+                FULL,
+                |x, y| neckline(x, y).abs().max(212.0 - y) - 2.2,
+                |_, _, _| c.cloth2,
+                0.5,
+                1.0,
+            );
         }
         Collar::HighJacket => {
             for side in [-1.0f32, 1.0] {
@@ -587,19 +648,51 @@ fn draw(c: &Character) -> (Canvas, FaceRig) {
                     (l.cx + side * 6.0, 256.0),
                     (l.cx + side * 4.0, 226.0),
                 ];
-                cv.fill(FULL, |x, y| sd_polygon(x, y, &p), |x, _, d| {
-                    let inner = smoothstep(6.0, 0.0, (x - l.cx).abs() - 4.0);
-                    let base = mix(scale(c.cloth, 1.25), scale(c.cloth, 0.8), smoothstep(-8.0, 0.0, d));
-                    mix(base, c.cloth2, inner * 0.9)
-                }, 0.5, 1.0);
+                cv.fill(
+                    FULL,
+                    |x, y| sd_polygon(x, y, &p),
+                    |x, _, d| {
+                        let inner = smoothstep(6.0, 0.0, (x - l.cx).abs() - 4.0);
+                        let base = mix(
+                            scale(c.cloth, 1.25),
+                            scale(c.cloth, 0.8),
+                            smoothstep(-8.0, 0.0, d),
+                        );
+                        mix(base, c.cloth2, inner * 0.9)
+                    },
+                    0.5,
+                    1.0,
+                );
             }
             // Zip.
-            cv.fill(FULL, |x, y| ((x - l.cx).abs() - 1.0).max(226.0 - y), |_, _, _| hex(0xb8b8c0), 0.5, 1.0);
+            cv.fill(
+                FULL,
+                |x, y| ((x - l.cx).abs() - 1.0).max(226.0 - y),
+                |_, _, _| hex(0xb8b8c0),
+                0.5,
+                1.0,
+            );
         }
         Collar::Hoodie => {
             for side in [-1.0f32, 1.0] {
                 let sx = l.cx + side * 14.0;
-                cv.fill(FULL, |x, y| sd_stroke(x, y, (sx, 226.0), (sx + side * 2.0, 240.0), (sx - side * 1.0, 256.0), 2.4, 2.0), |_, _, _| hex(0xf0ece4), 0.5, 1.0);
+                cv.fill(
+                    FULL,
+                    |x, y| {
+                        sd_stroke(
+                            x,
+                            y,
+                            (sx, 226.0),
+                            (sx + side * 2.0, 240.0),
+                            (sx - side * 1.0, 256.0),
+                            2.4,
+                            2.0,
+                        )
+                    },
+                    |_, _, _| hex(0xf0ece4),
+                    0.5,
+                    1.0,
+                );
             }
         }
     }
@@ -629,7 +722,8 @@ fn draw(c: &Character) -> (Canvas, FaceRig) {
             let rim = smoothstep(-22.0, 0.0, d);
             let side_light = ((x - l.cx) / l.rx).clamp(-1.0, 1.0);
             let mut col = mix(c.skin, skin_shadow, 0.55 * rim + 0.1 * side_light.max(0.0));
-            let forehead = (-(len((x - l.cx + 14.0) / 30.0, (y - (l.brow_y - 22.0)) / 16.0)).powi(2)).exp();
+            let forehead =
+                (-(len((x - l.cx + 14.0) / 30.0, (y - (l.brow_y - 22.0)) / 16.0)).powi(2)).exp();
             col = mix(col, [1.0, 0.98, 0.95], 0.18 * forehead);
             for ex in [ldx, rdx] {
                 let blush = (-(len((x - ex) / 15.0, (y - (l.eye_y + 28.0)) / 10.0)).powi(2)).exp();
@@ -646,7 +740,13 @@ fn draw(c: &Character) -> (Canvas, FaceRig) {
             let fx = l.cx + side * (12.0 + hash(i, 7, c.seed) * 30.0);
             let fy = l.eye_y + 14.0 + hash(i, 8, c.seed) * 18.0;
             let r = 0.7 + hash(i, 9, c.seed) * 0.7;
-            cv.fill((fx - 3.0, fy - 3.0, fx + 3.0, fy + 3.0), |x, y| sd_circle(x, y, fx, fy, r), |_, _, _| scale(c.skin, 0.72), 0.7, 0.55);
+            cv.fill(
+                (fx - 3.0, fy - 3.0, fx + 3.0, fy + 3.0),
+                |x, y| sd_circle(x, y, fx, fy, r),
+                |_, _, _| scale(c.skin, 0.72),
+                0.7,
+                0.55,
+            );
         }
     }
 
@@ -654,23 +754,55 @@ fn draw(c: &Character) -> (Canvas, FaceRig) {
     let ny = l.nose_y;
     cv.fill(
         FULL,
-        |x, y| sd_stroke(x, y, (l.cx + 5.0, l.eye_y + 6.0), (l.cx + 8.0, ny - 16.0), (l.cx + 8.0, ny - 4.0), 3.0, 5.0),
+        |x, y| {
+            sd_stroke(
+                x,
+                y,
+                (l.cx + 5.0, l.eye_y + 6.0),
+                (l.cx + 8.0, ny - 16.0),
+                (l.cx + 8.0, ny - 4.0),
+                3.0,
+                5.0,
+            )
+        },
         |_, _, _| skin_shadow,
         3.0,
         0.3,
     );
     cv.fill(
         FULL,
-        |x, y| sd_stroke(x, y, (l.cx - 10.0, ny), (l.cx, ny + 7.0), (l.cx + 10.0, ny), 3.0, 3.0),
+        |x, y| {
+            sd_stroke(
+                x,
+                y,
+                (l.cx - 10.0, ny),
+                (l.cx, ny + 7.0),
+                (l.cx + 10.0, ny),
+                3.0,
+                3.0,
+            )
+        },
         |_, _, _| skin_shadow,
         2.0,
         0.45,
     );
     for side in [-1.0f32, 1.0] {
         let (nx, nyy) = (l.cx + side * 5.5, ny + 2.5);
-        cv.fill((nx - 5.0, nyy - 4.0, nx + 5.0, nyy + 4.0), |x, y| sd_ellipse(x, y, nx, nyy, 2.8, 1.6), |_, _, _| scale(skin_shadow, 0.55), 0.8, 0.8);
+        cv.fill(
+            (nx - 5.0, nyy - 4.0, nx + 5.0, nyy + 4.0),
+            |x, y| sd_ellipse(x, y, nx, nyy, 2.8, 1.6),
+            |_, _, _| scale(skin_shadow, 0.55),
+            0.8,
+            0.8,
+        );
     }
-    cv.fill((l.cx - 8.0, ny - 10.0, l.cx + 6.0, ny), |x, y| sd_circle(x, y, l.cx - 1.5, ny - 4.5, 2.2), |_, _, _| [1.0; 3], 2.0, 0.35);
+    cv.fill(
+        (l.cx - 8.0, ny - 10.0, l.cx + 6.0, ny),
+        |x, y| sd_circle(x, y, l.cx - 1.5, ny - 4.5, 2.2),
+        |_, _, _| [1.0; 3],
+        2.0,
+        0.35,
+    );
 
     // Mouth: straight seam between the corners, cupid's-bow upper lip, fuller lower lip.
     let my = l.mouth_y;
@@ -685,7 +817,12 @@ fn draw(c: &Character) -> (Canvas, FaceRig) {
         let t = ((x - l.cx) / mw).clamp(-1.0, 1.0);
         my + ll * (1.0 - t * t).max(0.0).powf(0.6)
     };
-    let lip_box = (l.cx - mw - 2.0, my - ul - 3.0, l.cx + mw + 2.0, my + ll + 3.0);
+    let lip_box = (
+        l.cx - mw - 2.0,
+        my - ul - 3.0,
+        l.cx + mw + 2.0,
+        my + ll + 3.0,
+    );
     // Soft shadow below the lower lip.
     cv.fill(
         lip_box,
@@ -721,7 +858,13 @@ fn draw(c: &Character) -> (Canvas, FaceRig) {
     );
     for side in [-1.0f32, 1.0] {
         let (kx, ky) = (l.cx + side * (mw + 0.5), my);
-        cv.fill((kx - 4.0, ky - 4.0, kx + 4.0, ky + 4.0), |x, y| sd_circle(x, y, kx, ky, 1.3), |_, _, _| scale(skin_shadow, 0.8), 1.2, 0.6);
+        cv.fill(
+            (kx - 4.0, ky - 4.0, kx + 4.0, ky + 4.0),
+            |x, y| sd_circle(x, y, kx, ky, 1.3),
+            |_, _, _| scale(skin_shadow, 0.8),
+            1.2,
+            0.6,
+        );
     }
 
     // Eyes.
@@ -745,8 +888,30 @@ fn draw(c: &Character) -> (Canvas, FaceRig) {
         };
         let ebox = (ex - w - 4.0, ey - h_up - 8.0, ex + w + 4.0, ey + h_lo + 4.0);
         // Crease above the eye.
-        cv.fill(ebox, |x, y| (sd_circle(x, y, ucx, ucy - 4.5, ur + 0.5).abs() - 0.6).max((x - ex).abs() - w * 0.85).max(y - (ey - 2.0)), |_, _, _| skin_shadow, 0.9, 0.35);
-        cv.fill(ebox, almond, |_, y, _| mix(hex(0xf4f1ec), hex(0xcfc6c2), smoothstep(ey + 1.0, ey - h_up, y) * 0.7), 0.5, 1.0);
+        cv.fill(
+            ebox,
+            |x, y| {
+                (sd_circle(x, y, ucx, ucy - 4.5, ur + 0.5).abs() - 0.6)
+                    .max((x - ex).abs() - w * 0.85)
+                    .max(y - (ey - 2.0))
+            },
+            |_, _, _| skin_shadow,
+            0.9,
+            0.35,
+        );
+        cv.fill(
+            ebox,
+            almond,
+            |_, y, _| {
+                mix(
+                    hex(0xf4f1ec),
+                    hex(0xcfc6c2),
+                    smoothstep(ey + 1.0, ey - h_up, y) * 0.7,
+                )
+            },
+            0.5,
+            1.0,
+        );
         let (ix, iy, ir) = (ex + side * 0.5, ey + 0.3, c.eye_h * 0.98);
         cv.fill(
             ebox,
@@ -762,21 +927,73 @@ fn draw(c: &Character) -> (Canvas, FaceRig) {
             0.5,
             1.0,
         );
-        cv.fill(ebox, |x, y| sd_circle(x, y, ix, iy, ir * 0.42).max(almond(x, y)), |_, _, _| hex(0x0d0a0a), 0.5, 1.0);
+        cv.fill(
+            ebox,
+            |x, y| sd_circle(x, y, ix, iy, ir * 0.42).max(almond(x, y)),
+            |_, _, _| hex(0x0d0a0a),
+            0.5,
+            1.0,
+        );
         // Shadow of the upper lid on the eyeball.
-        cv.fill(ebox, |x, y| almond(x, y).max(y - (ey - h_up + 2.5)), |_, _, _| scale(c.skin, 0.35), 1.2, 0.35);
-        cv.fill(ebox, |x, y| sd_circle(x, y, ix - 2.0, iy - 2.2, 1.5), |_, _, _| [1.0; 3], 0.5, 0.95);
-        cv.fill(ebox, |x, y| sd_circle(x, y, ix + 1.8, iy + 1.8, 0.7), |_, _, _| [1.0; 3], 0.5, 0.6);
+        cv.fill(
+            ebox,
+            |x, y| almond(x, y).max(y - (ey - h_up + 2.5)),
+            |_, _, _| scale(c.skin, 0.35),
+            1.2,
+            0.35,
+        );
+        cv.fill(
+            ebox,
+            |x, y| sd_circle(x, y, ix - 2.0, iy - 2.2, 1.5),
+            |_, _, _| [1.0; 3],
+            0.5,
+            0.95,
+        );
+        cv.fill(
+            ebox,
+            |x, y| sd_circle(x, y, ix + 1.8, iy + 1.8, 0.7),
+            |_, _, _| [1.0; 3],
+            0.5,
+            0.6,
+        );
         // Upper lash line: thick at the outer corner, optional wing.
         let (lo, li) = ((outer.0, outer.1 - 0.2), (inner.0, inner.1));
         let ctrl = (ex, 2.0 * (ey - h_up) - (lo.1 + li.1) * 0.5 - 1.0);
-        cv.fill(ebox, |x, y| sd_stroke(x, y, li, ctrl, lo, 1.3, 2.8), |_, _, _| lash, 0.5, 1.0);
+        cv.fill(
+            ebox,
+            |x, y| sd_stroke(x, y, li, ctrl, lo, 1.3, 2.8),
+            |_, _, _| lash,
+            0.5,
+            1.0,
+        );
         if c.lashes_wing {
-            cv.fill(ebox, |x, y| sd_stroke(x, y, lo, (lo.0 + side * 2.5, lo.1 - 0.8), (lo.0 + side * 5.0, lo.1 - 3.0), 2.4, 0.4), |_, _, _| lash, 0.5, 1.0);
+            cv.fill(
+                ebox,
+                |x, y| {
+                    sd_stroke(
+                        x,
+                        y,
+                        lo,
+                        (lo.0 + side * 2.5, lo.1 - 0.8),
+                        (lo.0 + side * 5.0, lo.1 - 3.0),
+                        2.4,
+                        0.4,
+                    )
+                },
+                |_, _, _| lash,
+                0.5,
+                1.0,
+            );
         }
         // Lower lid line, faint.
         let lctrl = (ex, 2.0 * (ey + h_lo) - (lo.1 + li.1) * 0.5);
-        cv.fill(ebox, |x, y| sd_stroke(x, y, li, lctrl, lo, 0.6, 1.0), |_, _, _| scale(skin_shadow, 0.8), 0.6, 0.55);
+        cv.fill(
+            ebox,
+            |x, y| sd_stroke(x, y, li, lctrl, lo, 0.6, 1.0),
+            |_, _, _| scale(skin_shadow, 0.8),
+            0.6,
+            0.55,
+        );
         eyes.push((outer, inner, up_apex, lo_apex));
     }
 
@@ -790,7 +1007,13 @@ fn draw(c: &Character) -> (Canvas, FaceRig) {
         cv.fill(
             (ex - 22.0, l.brow_y - 10.0, ex + 22.0, l.brow_y + 8.0),
             |x, y| sd_stroke(x, y, inner, ctrl, outer, c.brow_w * 1.6, c.brow_w * 0.6),
-            |_, y, _| mix(hair_dark, scale(hair_dark, 0.7), smoothstep(l.brow_y - 4.0, l.brow_y + 2.0, y)),
+            |_, y, _| {
+                mix(
+                    hair_dark,
+                    scale(hair_dark, 0.7),
+                    smoothstep(l.brow_y - 4.0, l.brow_y + 2.0, y),
+                )
+            },
             0.6,
             1.0,
         );
@@ -804,9 +1027,31 @@ fn draw(c: &Character) -> (Canvas, FaceRig) {
                 let out = len(dx.max(0.0), dy.max(0.0)) + dx.max(dy).min(0.0) - 5.0;
                 out.abs() - 1.1
             };
-            cv.fill((ex - 20.0, l.eye_y - 18.0, ex + 20.0, l.eye_y + 18.0), rim, |_, _, _| hex(0x3a2a22), 0.5, 1.0);
+            cv.fill(
+                (ex - 20.0, l.eye_y - 18.0, ex + 20.0, l.eye_y + 18.0),
+                rim,
+                |_, _, _| hex(0x3a2a22),
+                0.5,
+                1.0,
+            );
         }
-        cv.fill(FULL, |x, y| sd_stroke(x, y, (ldx + 15.0, l.eye_y - 3.0), (l.cx, l.eye_y - 7.0), (rdx - 15.0, l.eye_y - 3.0), 2.0, 2.0), |_, _, _| hex(0x3a2a22), 0.5, 1.0);
+        cv.fill(
+            FULL,
+            |x, y| {
+                sd_stroke(
+                    x,
+                    y,
+                    (ldx + 15.0, l.eye_y - 3.0),
+                    (l.cx, l.eye_y - 7.0),
+                    (rdx - 15.0, l.eye_y - 3.0),
+                    2.0,
+                    2.0,
+                )
+            },
+            |_, _, _| hex(0x3a2a22),
+            0.5,
+            1.0,
+        );
     }
 
     // Hair in front: a cap over the skull cut by the hairline, with its shadow first.
@@ -822,7 +1067,13 @@ fn draw(c: &Character) -> (Canvas, FaceRig) {
         }),
         Hair::Bob => Box::new(move |x: f32| {
             let t = (x - l.cx) / l.rx;
-            l.brow_y - 6.0 + 2.0 * t * t + if t.abs() > 0.72 { 60.0 * (t.abs() - 0.72) } else { 0.0 }
+            l.brow_y - 6.0
+                + 2.0 * t * t
+                + if t.abs() > 0.72 {
+                    60.0 * (t.abs() - 0.72)
+                } else {
+                    0.0
+                }
         }),
         Hair::Spikes => Box::new(move |x: f32| {
             let t = (x - l.cx) / l.rx;
@@ -847,7 +1098,10 @@ fn draw(c: &Character) -> (Canvas, FaceRig) {
                 for i in 0..7 {
                     let a = -2.6 + i as f32 * 0.35;
                     let (bx, by) = (l.cx + 52.0 * a.cos(), l.cy - 48.0 + 40.0 * a.sin());
-                    let tip = (bx + 34.0 * (a + 0.2).cos(), by + 36.0 * (a - 0.1).sin() - 10.0);
+                    let tip = (
+                        bx + 34.0 * (a + 0.2).cos(),
+                        by + 36.0 * (a - 0.1).sin() - 10.0,
+                    );
                     let tri = [(bx - 13.0, by + 6.0), tip, (bx + 13.0, by + 2.0)];
                     d = d.min(sd_polygon(x, y, &tri).max(y - hairline(x) + 4.0));
                 }
@@ -861,22 +1115,37 @@ fn draw(c: &Character) -> (Canvas, FaceRig) {
             _ => base,
         }
     };
-    cv.fill(FULL, |x, y| cap(x, y - 4.0), |_, _, _| skin_shadow, 4.0, 0.45);
+    cv.fill(
+        FULL,
+        |x, y| cap(x, y - 4.0),
+        |_, _, _| skin_shadow,
+        4.0,
+        0.45,
+    );
     cv.fill(FULL, cap, hair_shade, 0.5, 1.0);
     if let Hair::Curls = c.hair_style {
         // Tight curls: rings of small discs over the cap, each with a highlight.
         for i in 0..90 {
             let a = hash(i, 11, c.seed) * std::f32::consts::PI + std::f32::consts::PI;
             let rr = 0.55 + 0.45 * hash(i, 12, c.seed).sqrt();
-            let (bx, by) = (l.cx + cap_rx * rr * a.cos(), l.cy + cap_dy + cap_ry * rr * a.sin());
+            let (bx, by) = (
+                l.cx + cap_rx * rr * a.cos(),
+                l.cy + cap_dy + cap_ry * rr * a.sin(),
+            );
             if by > hairline(bx) + 2.0 {
                 continue;
             }
             let r = 4.0 + hash(i, 13, c.seed) * 3.0;
-            cv.fill((bx - r - 2.0, by - r - 2.0, bx + r + 2.0, by + r + 2.0), |x, y| sd_circle(x, y, bx, by, r), |x, y, _| {
-                let hl = smoothstep(r, 0.0, len(x - bx + r * 0.35, y - by + r * 0.35));
-                mix(c.hair, mix(c.hair, [0.6, 0.5, 0.45], 0.5), 0.6 * hl)
-            }, 0.5, 0.9);
+            cv.fill(
+                (bx - r - 2.0, by - r - 2.0, bx + r + 2.0, by + r + 2.0),
+                |x, y| sd_circle(x, y, bx, by, r),
+                |x, y, _| {
+                    let hl = smoothstep(r, 0.0, len(x - bx + r * 0.35, y - by + r * 0.35));
+                    mix(c.hair, mix(c.hair, [0.6, 0.5, 0.45], 0.5), 0.6 * hl)
+                },
+                0.5,
+                0.9,
+            );
         }
     }
     if let Hair::LongWavy = c.hair_style {
@@ -885,7 +1154,17 @@ fn draw(c: &Character) -> (Canvas, FaceRig) {
             let x0 = l.cx + side * (l.rx + 4.0);
             cv.fill(
                 FULL,
-                |x, y| sd_stroke(x, y, (x0, l.eye_y), (x0 + side * 14.0, 190.0), (x0 + side * 4.0, 246.0), 14.0, 8.0),
+                |x, y| {
+                    sd_stroke(
+                        x,
+                        y,
+                        (x0, l.eye_y),
+                        (x0 + side * 14.0, 190.0),
+                        (x0 + side * 4.0, 246.0),
+                        14.0,
+                        8.0,
+                    )
+                },
                 |x, y, d| hair_shade(x, y, d * 0.5),
                 0.5,
                 1.0,

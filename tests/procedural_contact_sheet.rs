@@ -130,13 +130,15 @@ fn contact_sheet() {
     let mut sheet = image::RgbaImage::new((cols.len() * SIZE) as u32, (cast.len() * SIZE) as u32);
     let mut all_frames = Vec::new();
     for (row, m) in cast.iter().enumerate() {
-        r.set_identity(row as u64, &m.portrait, Some(&m.rig)).unwrap();
+        r.set_identity(row as u64, &m.portrait, Some(&m.rig))
+            .unwrap();
         let frames: Vec<FaceFrame> = cols
             .iter()
             .map(|(_, motion)| r.render_one(row as u64, motion).unwrap())
             .collect();
         for (col, f) in frames.iter().enumerate() {
-            let tile = image::RgbaImage::from_raw(SIZE as u32, SIZE as u32, f.rgba.clone()).unwrap();
+            let tile =
+                image::RgbaImage::from_raw(SIZE as u32, SIZE as u32, f.rgba.clone()).unwrap();
             image::imageops::replace(&mut sheet, &tile, (col * SIZE) as i64, (row * SIZE) as i64);
             let (tx, ty) = ((col * SIZE) as u32, (row * SIZE) as u32);
             label(&mut sheet, tx, ty + SIZE as u32 - 27, cols[col].0, 3);
@@ -184,7 +186,11 @@ fn contact_sheet() {
             unreachable!()
         };
         // Neutral controls reproduce the portrait exactly.
-        assert_eq!(closed.rgba, fitted.rgba, "{}: neutral frame differs", m.name);
+        assert_eq!(
+            closed.rgba, fitted.rgba,
+            "{}: neutral frame differs",
+            m.name
+        );
         let fit = FaceFrame {
             width: SIZE as u32,
             height: SIZE as u32,
@@ -200,7 +206,11 @@ fn contact_sheet() {
             mean_luma(closed, band.0, band.1, band.2, band.3),
             mean_luma(open, band.0, band.1, band.2, band.3),
         );
-        assert!(lo < lc - 25.0, "{}: open mouth band luma {lo} vs closed {lc}", m.name);
+        assert!(
+            lo < lc - 25.0,
+            "{}: open mouth band luma {lo} vs closed {lc}",
+            m.name
+        );
 
         // A blink covers both eyes with lid-coloured skin: the eye boxes change, and their
         // middle ends up close to the skin just above the eye.
@@ -214,7 +224,13 @@ fn contact_sheet() {
             let hw = (x1 - x0) * 0.15;
             let gap = eye.upper.y - rig.left_brow.mid.y;
             let above = upper_quartile_luma(&fit, x0, y0 - 0.6 * gap, x1, y0 - 0.2 * gap);
-            let lid = mean_luma(blink, cx - hw, (y0 + y1) * 0.5 - 0.004, cx + hw, (y0 + y1) * 0.5);
+            let lid = mean_luma(
+                blink,
+                cx - hw,
+                (y0 + y1) * 0.5 - 0.004,
+                cx + hw,
+                (y0 + y1) * 0.5,
+            );
             assert!(
                 (lid - above).abs() < 30.0,
                 "{}: closed lid luma {lid}, skin above the eye {above}",
@@ -226,15 +242,26 @@ fn contact_sheet() {
         let turn = &frames[cols.len() - 1];
         let nose = rig.nose_tip;
         let shift = best_shift(&fit, turn, nose.x, nose.y - 0.05, 0.1);
-        assert!(shift >= 3, "{}: nose moved {shift} px on a positive yaw", m.name);
+        assert!(
+            shift >= 3,
+            "{}: nose moved {shift} px on a positive yaw",
+            m.name
+        );
 
         // Smile raises the mouth corners: the dark seam near each corner moves up.
-        let happy = &frames[5 + Emotion::ALL.iter().position(|e| *e == Emotion::Happy).unwrap()];
+        let happy = &frames[5 + Emotion::ALL
+            .iter()
+            .position(|e| *e == Emotion::Happy)
+            .unwrap()];
         for corner in [ml, mr] {
             let inward = if corner.x < 0.5 { 0.012 } else { -0.012 };
             let before = darkest_row(&fit, corner.x + inward, corner.y);
             let after = darkest_row(happy, corner.x + inward, corner.y);
-            assert!(after + 2 <= before, "{}: smile corner row {after} vs {before}", m.name);
+            assert!(
+                after + 2 <= before,
+                "{}: smile corner row {after} vs {before}",
+                m.name
+            );
         }
     }
 }

@@ -18,8 +18,11 @@ fn gradient(w: u32, h: u32) -> Portrait {
 
 fn encode(img: image::DynamicImage) -> Vec<u8> {
     let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
-        .unwrap();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .unwrap();
     bytes
 }
 
@@ -34,9 +37,16 @@ fn talking() -> MotionFrame {
 #[test]
 fn portraits_of_any_size_and_aspect_render_square() {
     let mut r = ProceduralRenderer::new();
-    for (i, (w, h)) in [(1, 1), (3, 500), (1000, 200), (256, 256), (700, 1300), (31, 17)]
-        .into_iter()
-        .enumerate()
+    for (i, (w, h)) in [
+        (1, 1),
+        (3, 500),
+        (1000, 200),
+        (256, 256),
+        (700, 1300),
+        (31, 17),
+    ]
+    .into_iter()
+    .enumerate()
     {
         r.set_identity(i as u64, &gradient(w, h), None)
             .unwrap_or_else(|e| panic!("{w}x{h}: {e}"));
@@ -117,7 +127,10 @@ fn wild_motion_values_render_like_their_clamped_or_neutral_values() {
     let mut clamped = MotionFrame::default();
     clamped.mouth.jaw_open = 1.0;
     clamped.head.yaw = bevy_edtalk::render::procedural::controls::MAX_HEAD_ANGLE;
-    assert_eq!(r.render_one(7, &huge).unwrap(), r.render_one(7, &clamped).unwrap());
+    assert_eq!(
+        r.render_one(7, &huge).unwrap(),
+        r.render_one(7, &clamped).unwrap()
+    );
 }
 
 #[test]
@@ -129,7 +142,10 @@ fn rig_landmarks_slightly_outside_are_clamped() {
     assert_eq!(fixed.face_outline[0], Point::new(0.0, 0.5));
     assert_eq!(fixed.chin, Point::new(0.5, 1.0));
     assert_eq!(notes.len(), 2, "{notes:?}");
-    assert!(notes.iter().any(|n| n.contains("face_outline[0]")), "{notes:?}");
+    assert!(
+        notes.iter().any(|n| n.contains("face_outline[0]")),
+        "{notes:?}"
+    );
     assert!(notes.iter().any(|n| n.contains("chin")), "{notes:?}");
 }
 
@@ -187,7 +203,9 @@ fn rig_orders_no_swap_can_fix_are_errors() {
 
     // The renderer passes rig errors on, naming the identity.
     let mut r = ProceduralRenderer::new();
-    let err = r.set_identity(3, &gradient(64, 64), Some(&rig)).unwrap_err();
+    let err = r
+        .set_identity(3, &gradient(64, 64), Some(&rig))
+        .unwrap_err();
     assert!(matches!(err, RenderError::Rig(_)), "{err}");
     assert!(err.to_string().contains("identity 3"), "{err}");
 }

@@ -304,7 +304,14 @@ impl FaceRig {
         let brows_y = (rig.left_brow.mid.y + rig.right_brow.mid.y) * 0.5;
         let mouth_y = (rig.mouth_left.y + rig.mouth_right.y) * 0.5;
         let checks = [
-            ("brows above the eyes", brows_y < eyes_y, "brows", brows_y, "eyes", eyes_y),
+            (
+                "brows above the eyes",
+                brows_y < eyes_y,
+                "brows",
+                brows_y,
+                "eyes",
+                eyes_y,
+            ),
             (
                 "eyes above the nose tip",
                 eyes_low < rig.nose_tip.y,

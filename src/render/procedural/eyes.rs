@@ -145,7 +145,15 @@ pub fn paint(
                     mix(col.lid, col.lash, 0.18 * smooth(0.5, 1.0, t))
                 });
                 let th = 0.8 + 0.9 * closure;
-                fill_span(out, size, x, lid_edge - th * 0.6, lid_edge + th * 0.4, end, |_| col.lash);
+                fill_span(
+                    out,
+                    size,
+                    x,
+                    lid_edge - th * 0.6,
+                    lid_edge + th * 0.4,
+                    end,
+                    |_| col.lash,
+                );
             }
         }
     }

@@ -226,7 +226,11 @@ impl FaceGeometry {
     /// Rows (min, max) from the brows to the lower lids, where the warp needs pixel-fine
     /// rows: the lids and lashes are thin and the brow fields bend sharply above them.
     pub fn eye_rows(&self) -> (f32, f32) {
-        let top = self.brows.iter().map(|b| b.mid.y.min(b.inner.y).min(b.outer.y)).fold(f32::MAX, f32::min);
+        let top = self
+            .brows
+            .iter()
+            .map(|b| b.mid.y.min(b.inner.y).min(b.outer.y))
+            .fold(f32::MAX, f32::min);
         let bot = self.eyes.iter().map(|e| e.lower.y).fold(f32::MIN, f32::max);
         (top, bot)
     }
@@ -313,7 +317,10 @@ impl FaceGeometry {
         let u = (x - c.x) / mw;
         let sideways = u * (-0.5 * u * u).exp() * gauss2(0.0, y - c.y, 1.0, 0.7 * mw);
         match b {
-            Basis::Jaw => (0.0, self.lip_split(x, y, self.jaw_drop(), self.upper_lift())),
+            Basis::Jaw => (
+                0.0,
+                self.lip_split(x, y, self.jaw_drop(), self.upper_lift()),
+            ),
             Basis::LipWidth => {
                 // Corners out by about 0.025 of the image ("ee"), and a touch up.
                 let w = 0.04 * s;
@@ -321,7 +328,10 @@ impl FaceGeometry {
             }
             Basis::LipRound => (-0.04 * s * sideways, 0.0),
             // Rounded lips part a little: protrusion shows as a small opening.
-            Basis::RoundPush => (0.0, self.lip_split(x, y, self.round_push(), self.round_push())),
+            Basis::RoundPush => (
+                0.0,
+                self.lip_split(x, y, self.round_push(), self.round_push()),
+            ),
             Basis::Pressed => {
                 // Lips squeezed towards the seam: thinner lips, skin around takes the slack.
                 let sd = y - self.seam_y(x);
@@ -427,7 +437,15 @@ impl FaceGeometry {
 
     /// Weight of a brow's motion at (x, y): full over the brow and the forehead above it,
     /// falling to zero at the upper lid so the eye itself stays put.
-    fn brow_weight(&self, brow: &BrowPx, eye: &EyePx, x: f32, y: f32, spread: f32, inner: bool) -> f32 {
+    fn brow_weight(
+        &self,
+        brow: &BrowPx,
+        eye: &EyePx,
+        x: f32,
+        y: f32,
+        spread: f32,
+        inner: bool,
+    ) -> f32 {
         let half = ((brow.inner.x - brow.outer.x).abs() * 0.5).max(2.0);
         let (cx, cy) = if inner {
             (brow.inner.x, brow.inner.y)
@@ -468,7 +486,12 @@ impl FaceGeometry {
         let u = (x - self.face_cx) / rz;
         let v = (y - cy) / (rz * 1.3);
         let sphere = (1.0 - u * u - v * v).max(0.0).sqrt();
-        let nose = gauss2(x - self.nose.x, y - (self.nose.y - 0.02 * self.size), 0.04 * self.size, 0.06 * self.size);
+        let nose = gauss2(
+            x - self.nose.x,
+            y - (self.nose.y - 0.02 * self.size),
+            0.04 * self.size,
+            0.06 * self.size,
+        );
         // The part of the depth that moves relative to the silhouette.
         0.55 * rz * sphere + 0.12 * rz * nose
     }

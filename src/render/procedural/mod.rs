@@ -16,8 +16,7 @@ use std::collections::HashMap;
 
 use super::rig::FaceRig;
 use super::{
-    Backend, FaceFrame, FaceRenderer, FaceRequest, IdentityId, Portrait, PortraitError,
-    RenderError,
+    Backend, FaceFrame, FaceRenderer, FaceRequest, IdentityId, Portrait, PortraitError, RenderError,
 };
 use crate::motion::MotionFrame;
 pub use controls::Controls;
@@ -98,7 +97,14 @@ impl ProceduralRenderer {
             &c,
             &mut self.mouth_scratch,
         );
-        eyes::paint(&mut frame.rgba, size, &ident.geom, &ident.grid, &c, &ident.lids);
+        eyes::paint(
+            &mut frame.rgba,
+            size,
+            &ident.geom,
+            &ident.grid,
+            &c,
+            &ident.lids,
+        );
         Ok(())
     }
 
@@ -167,9 +173,8 @@ impl FaceRenderer for ProceduralRenderer {
         let pixels = warp::pad_source(&fitted.rgba, size);
         let geom = FaceGeometry::new(&rig, self.size);
         let grid = warp::WarpGrid::new(&geom, size);
-        let lids = [0, 1].map(|i| {
-            eyes::LidColors::sample(&pixels, size, &geom.eyes[i], geom.brows[i].mid.y)
-        });
+        let lids = [0, 1]
+            .map(|i| eyes::LidColors::sample(&pixels, size, &geom.eyes[i], geom.brows[i].mid.y));
         self.identities.insert(
             id,
             Identity {

@@ -30,7 +30,8 @@ pub fn paint(
     c: &Controls,
     scratch: &mut MouthScratch,
 ) {
-    let opening = c.jaw * (geom.jaw_drop() + geom.upper_lift()) + c.lip_round * 2.0 * geom.round_push();
+    let opening =
+        c.jaw * (geom.jaw_drop() + geom.upper_lift()) + c.lip_round * 2.0 * geom.round_push();
     if opening < 0.5 {
         return;
     }

@@ -43,7 +43,8 @@ impl WarpGrid {
         let size = size.max(2);
         let cols = size.div_ceil(CELL) + 1;
         let band = |(a, b): (f32, f32), margin: f32| {
-            (a - margin).floor().max(0.0) as usize..=((b + margin).ceil().max(0.0) as usize).min(size - 1)
+            (a - margin).floor().max(0.0) as usize
+                ..=((b + margin).ceil().max(0.0) as usize).min(size - 1)
         };
         // Wide enough for the seam to stay inside while the head moves.
         let mouth = band(geom.seam_rows(), 12.0);
@@ -205,7 +206,11 @@ impl WarpGrid {
     pub fn warp(&mut self, src: &[u32], out: &mut [u8]) {
         let size = self.size;
         let stride = size + 1;
-        assert_eq!(src.len(), stride * stride, "source is not padded to the grid size");
+        assert_eq!(
+            src.len(),
+            stride * stride,
+            "source is not padded to the grid size"
+        );
         assert_eq!(out.len(), size * size * 4, "output is not the grid size");
         let max_fx = (size as i32 - 1) << 16;
         let cols = self.cols;
