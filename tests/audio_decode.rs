@@ -3,7 +3,10 @@
 use bevy_edtalk::audio::{AudioError, DecodeOptions, decode_bytes, decode_file};
 
 fn speech(name: &str) -> String {
-    format!("{}/tests/fixtures/speech/{name}", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/tests/fixtures/speech/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 /// A RIFF/WAVE file: PCM 16-bit, or IEEE float 32-bit when `float`.
@@ -37,7 +40,9 @@ fn wav_bytes(rate: u32, channels: u16, float: bool, frames: &[Vec<f32>]) -> Vec<
 
 fn sine(rate: u32, seconds: f32, channels: usize) -> Vec<Vec<f32>> {
     (0..(rate as f32 * seconds) as usize)
-        .map(|i| vec![(i as f32 * 440.0 * std::f32::consts::TAU / rate as f32).sin() * 0.5; channels])
+        .map(|i| {
+            vec![(i as f32 * 440.0 * std::f32::consts::TAU / rate as f32).sin() * 0.5; channels]
+        })
         .collect()
 }
 
@@ -54,7 +59,9 @@ fn wav_ogg_flac_decode_to_the_same_16k_signal() {
         assert!((other.samples.len() as i64 - wav.samples.len() as i64).abs() < 40);
         // Same waveform: correlation with the original near 1 (lossy codec, resampling).
         let n = wav.samples.len().min(other.samples.len());
-        let dot: f64 = (0..n).map(|i| wav.samples[i] as f64 * other.samples[i] as f64).sum();
+        let dot: f64 = (0..n)
+            .map(|i| wav.samples[i] as f64 * other.samples[i] as f64)
+            .sum();
         let e1: f64 = wav.samples[..n].iter().map(|v| (*v as f64).powi(2)).sum();
         let e2: f64 = other.samples[..n].iter().map(|v| (*v as f64).powi(2)).sum();
         let corr = dot / (e1 * e2).sqrt();
@@ -70,9 +77,18 @@ fn eight_channels_and_clipping_work() {
             *v = (*v * 4.0).clamp(-1.0, 1.0); // hard clipped
         }
     }
-    let d = decode_bytes(wav_bytes(48_000, 8, false, &frames), "eight.wav", &DecodeOptions::default()).unwrap();
+    let d = decode_bytes(
+        wav_bytes(48_000, 8, false, &frames),
+        "eight.wav",
+        &DecodeOptions::default(),
+    )
+    .unwrap();
     assert_eq!(d.source_channels, 8);
-    assert!((d.samples.len() as i64 - 16_000).abs() < 4, "{}", d.samples.len());
+    assert!(
+        (d.samples.len() as i64 - 16_000).abs() < 4,
+        "{}",
+        d.samples.len()
+    );
     assert!(d.samples.iter().all(|v| v.is_finite() && v.abs() < 1.2));
 }
 
@@ -82,7 +98,12 @@ fn nan_and_inf_samples_are_sanitised() {
     frames[10][0] = f32::NAN;
     frames[20][0] = f32::INFINITY;
     frames[30][0] = f32::NEG_INFINITY;
-    let d = decode_bytes(wav_bytes(16_000, 1, true, &frames), "nan.wav", &DecodeOptions::default()).unwrap();
+    let d = decode_bytes(
+        wav_bytes(16_000, 1, true, &frames),
+        "nan.wav",
+        &DecodeOptions::default(),
+    )
+    .unwrap();
     assert_eq!(d.sanitized, 3);
     assert_eq!(d.samples[10], 0.0);
     assert_eq!(d.samples[20], 1.0);
@@ -97,12 +118,20 @@ fn empty_missing_corrupt_and_too_long_are_clear_errors() {
     assert!(empty.to_string().contains("empty.wav"));
 
     let missing = decode_file("/no/such/line.ogg", &o).unwrap_err();
-    assert!(matches!(missing, AudioError::Io { .. }) && missing.to_string().contains("/no/such/line.ogg"));
+    assert!(
+        matches!(missing, AudioError::Io { .. })
+            && missing.to_string().contains("/no/such/line.ogg")
+    );
 
-    let garbage: Vec<u8> = (0..5000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let garbage: Vec<u8> = (0..5000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     let corrupt = decode_bytes(garbage, "noise.mp3", &o).unwrap_err();
     assert!(
-        matches!(corrupt, AudioError::Unsupported { .. } | AudioError::Corrupt { .. } | AudioError::Empty { .. }),
+        matches!(
+            corrupt,
+            AudioError::Unsupported { .. } | AudioError::Corrupt { .. } | AudioError::Empty { .. }
+        ),
         "{corrupt}"
     );
     assert!(corrupt.to_string().contains("noise.mp3"));

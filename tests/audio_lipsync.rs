@@ -5,7 +5,10 @@ use bevy_edtalk::audio::{DecodeOptions, LipSync, LipSyncSettings, decode_file};
 use bevy_edtalk::motion::MouthControls;
 
 fn mouth(name: &str) -> Vec<MouthControls> {
-    let path = format!("{}/tests/fixtures/speech/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/speech/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let audio = decode_file(path, &DecodeOptions::default()).unwrap();
     LipSync::new(LipSyncSettings::default()).process_clip(&audio.samples)
 }
@@ -28,27 +31,49 @@ fn rate(m: &[MouthControls], v: Viseme) -> f32 {
 fn silence_keeps_the_mouth_closed() {
     let m = mouth("silence.wav");
     assert_eq!(m.len(), 25);
-    assert!(m.iter().all(|c| c.jaw_open < 0.02 && c.lip_round < 0.02), "{m:?}");
+    assert!(
+        m.iter().all(|c| c.jaw_open < 0.02 && c.lip_round < 0.02),
+        "{m:?}"
+    );
 }
 
 #[test]
 fn vowels_open_and_shape_the_mouth() {
-    let (aa, ee, oo) = (mouth("vowel_aa.wav"), mouth("vowel_ee.wav"), mouth("vowel_oo.wav"));
+    let (aa, ee, oo) = (
+        mouth("vowel_aa.wav"),
+        mouth("vowel_ee.wav"),
+        mouth("vowel_oo.wav"),
+    );
     let (aa, ee, oo) = (middle(&aa), middle(&ee), middle(&oo));
     let jaw = |m| mean(m, |c| c.jaw_open);
     let width = |m| mean(m, |c| c.lip_width);
     let round = |m| mean(m, |c| c.lip_round);
     println!(
         "aa: jaw {:.2} width {:.2} round {:.2} | ee: jaw {:.2} width {:.2} round {:.2} | oo: jaw {:.2} width {:.2} round {:.2}",
-        jaw(aa), width(aa), round(aa), jaw(ee), width(ee), round(ee), jaw(oo), width(oo), round(oo)
+        jaw(aa),
+        width(aa),
+        round(aa),
+        jaw(ee),
+        width(ee),
+        round(ee),
+        jaw(oo),
+        width(oo),
+        round(oo)
     );
     for m in [aa, ee, oo] {
         assert!(jaw(m) > 0.1, "a sustained vowel opens the mouth");
     }
-    assert!(jaw(aa) > jaw(ee) && jaw(aa) > jaw(oo), "aa is the most open");
+    assert!(
+        jaw(aa) > jaw(ee) && jaw(aa) > jaw(oo),
+        "aa is the most open"
+    );
     assert!(round(oo) > round(ee) + 0.2, "oo is rounder than ee");
     assert!(width(ee) > width(oo) + 0.3, "ee is wider than oo");
-    let (ra, re, ro) = (rate(aa, Viseme::Open), rate(ee, Viseme::Spread), rate(oo, Viseme::Round));
+    let (ra, re, ro) = (
+        rate(aa, Viseme::Open),
+        rate(ee, Viseme::Spread),
+        rate(oo, Viseme::Round),
+    );
     println!("per-frame classification: aa->Open {ra:.2}, ee->Spread {re:.2}, oo->Round {ro:.2}");
     assert!(ra >= 0.7 && re >= 0.7 && ro >= 0.7);
 }
@@ -65,9 +90,18 @@ fn bilabial_closure_presses_the_lips() {
         .unwrap();
     assert!(peak > 0.5, "peak pressed {peak}");
     // The closure lies between the two vowels, with the jaw nearly shut there.
-    assert!(k > m.len() / 5 && k < m.len() * 4 / 5, "closure at frame {k} of {}", m.len());
+    assert!(
+        k > m.len() / 5 && k < m.len() * 4 / 5,
+        "closure at frame {k} of {}",
+        m.len()
+    );
     let open = m.iter().map(|c| c.jaw_open).fold(0.0, f32::max);
-    assert!(m[k].jaw_open < 0.4 * open, "jaw {} vs vowel {}", m[k].jaw_open, open);
+    assert!(
+        m[k].jaw_open < 0.4 * open,
+        "jaw {} vs vowel {}",
+        m[k].jaw_open,
+        open
+    );
     // The vowels around it are not pressed.
     assert!(pressed[m.len() / 8] < 0.3);
 }
@@ -77,6 +111,9 @@ fn sentence_moves_the_mouth() {
     let m = mouth("sentence.wav");
     let open = m.iter().filter(|c| c.jaw_open > 0.2).count();
     let closed = m.iter().filter(|c| c.jaw_open < 0.1).count();
-    println!("sentence: {} frames, {open} open, {closed} nearly closed", m.len());
+    println!(
+        "sentence: {} frames, {open} open, {closed} nearly closed",
+        m.len()
+    );
     assert!(open > m.len() / 4 && closed > 2);
 }

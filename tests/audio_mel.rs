@@ -1,11 +1,16 @@
 //! Mel front end against the PyTorch/librosa reference (tests/fixtures/edtalk/audio2lip_io).
 
-use bevy_edtalk::audio::{MEL_BANDS, MelSpectrogram, frame_windows, num_video_frames, slaney_mel_basis};
+use bevy_edtalk::audio::{
+    MEL_BANDS, MelSpectrogram, frame_windows, num_video_frames, slaney_mel_basis,
+};
 use candle_core::{Device, Tensor};
 use std::collections::HashMap;
 
 fn fixture() -> HashMap<String, Tensor> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/edtalk/audio2lip_io.safetensors");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/edtalk/audio2lip_io.safetensors"
+    );
     candle_core::safetensors::load(path, &Device::Cpu).expect("fixture loads")
 }
 
@@ -15,7 +20,10 @@ fn flat(t: &Tensor) -> Vec<f32> {
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -38,7 +46,13 @@ fn mel_matches_reference() {
     assert_eq!(mel.frames, io["mel"].dims()[0]);
     assert_eq!(mel.frames * MEL_BANDS, expected.len());
     let diff = max_abs_diff(&mel.data, &expected);
-    let mean = mel.data.iter().zip(&expected).map(|(a, b)| (a - b).abs()).sum::<f32>() / expected.len() as f32;
+    let mean = mel
+        .data
+        .iter()
+        .zip(&expected)
+        .map(|(a, b)| (a - b).abs())
+        .sum::<f32>()
+        / expected.len() as f32;
     println!("mel max abs diff {diff}, mean {mean}");
     assert!(diff < 2e-3, "max abs diff {diff}");
 }

@@ -13,11 +13,16 @@ struct Line {
 #[test]
 fn voice_lines_decode_and_scripts_resolve() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/voice");
-    let lines: Vec<Line> = ron::from_str(&std::fs::read_to_string(format!("{dir}/lines.ron")).unwrap()).unwrap();
+    let lines: Vec<Line> =
+        ron::from_str(&std::fs::read_to_string(format!("{dir}/lines.ron")).unwrap()).unwrap();
     assert_eq!(lines.len(), 3);
     for line in &lines {
         let audio = decode_file(format!("{dir}/{}", line.file), &DecodeOptions::default()).unwrap();
-        assert!((audio.seconds() - line.seconds).abs() < 0.1, "{}", line.file);
+        assert!(
+            (audio.seconds() - line.seconds).abs() < 0.1,
+            "{}",
+            line.file
+        );
         assert!(!line.text.is_empty());
     }
     let library = EmotionLibrary::new();

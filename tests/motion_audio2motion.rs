@@ -3,25 +3,35 @@
 use bevy_edtalk::audio::{AudioStream, DecodeOptions, decode_file, resample_to_16k};
 use bevy_edtalk::model::audio2lip::Audio2Lip;
 use bevy_edtalk::motion::{
-    Audio2Motion, Emotion, EmotionInput, EmotionMix, EmotionScript, IdleSettings, MotionConfig, MotionFrame,
-    MotionStream, MotionTrack, PoseKey, PoseSource, PoseTrack,
+    Audio2Motion, Emotion, EmotionInput, EmotionMix, EmotionScript, IdleSettings, MotionConfig,
+    MotionFrame, MotionStream, MotionTrack, PoseKey, PoseSource, PoseTrack,
 };
 use candle_core::{Device, Tensor};
 use std::collections::HashMap;
 use std::sync::Arc;
 
 fn fixture(name: &str) -> HashMap<String, Tensor> {
-    let path = format!("{}/tests/fixtures/edtalk/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/edtalk/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     candle_core::safetensors::load(path, &Device::Cpu).unwrap()
 }
 
 fn sentence() -> Vec<f32> {
-    let path = format!("{}/tests/fixtures/speech/sentence.wav", env!("CARGO_MANIFEST_DIR"));
-    decode_file(path, &DecodeOptions::default()).unwrap().samples
+    let path = format!(
+        "{}/tests/fixtures/speech/sentence.wav",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    decode_file(path, &DecodeOptions::default())
+        .unwrap()
+        .samples
 }
 
 fn reference_model() -> Arc<Audio2Lip> {
-    Arc::new(Audio2Lip::from_tensors(fixture("audio2lip_weights.safetensors"), &Device::Cpu).unwrap())
+    Arc::new(
+        Audio2Lip::from_tensors(fixture("audio2lip_weights.safetensors"), &Device::Cpu).unwrap(),
+    )
 }
 
 #[test]
@@ -33,7 +43,10 @@ fn lip_coeffs_match_the_official_pipeline() {
         .unwrap();
     let expected: Vec<Vec<f32>> = io["lip_smooth"].to_vec2().unwrap();
     assert_eq!(frames.len(), expected.len());
-    let scale = expected.iter().flatten().fold(0.0f32, |m, v| m.max(v.abs()));
+    let scale = expected
+        .iter()
+        .flatten()
+        .fold(0.0f32, |m, v| m.max(v.abs()));
     let mut worst = 0.0f32;
     for (f, e) in frames.iter().zip(&expected) {
         let lip = f.lip_coeffs.expect("model output");
@@ -54,7 +67,9 @@ fn streaming_equals_whole_clip_with_bounded_lookahead() {
         emotion: EmotionInput::Mix(EmotionMix::single("happy", 0.7)),
         ..Default::default()
     };
-    let whole = Audio2Motion::new(config.clone(), Some(model.clone())).generate(&audio).unwrap();
+    let whole = Audio2Motion::new(config.clone(), Some(model.clone()))
+        .generate(&audio)
+        .unwrap();
     assert_eq!(whole.len(), audio.len() / 640);
 
     let mut stream = MotionStream::new(config, Some(model)).unwrap();
@@ -68,14 +83,22 @@ fn streaming_equals_whole_clip_with_bounded_lookahead() {
         let due = (0..whole.len())
             .filter(|&i| 640 * (i + 1) + MotionStream::LOOKAHEAD_SAMPLES <= pushed)
             .count();
-        assert!(streamed.len() >= due, "chunk {k}: {} frames out, {due} due", streamed.len());
+        assert!(
+            streamed.len() >= due,
+            "chunk {k}: {} frames out, {due} due",
+            streamed.len()
+        );
     }
     stream.finish();
     streamed.extend(stream.pull().unwrap());
     assert_eq!(streamed.len(), whole.len());
     for (i, (a, b)) in streamed.iter().zip(&whole).enumerate() {
         let (la, lb) = (a.lip_coeffs.unwrap(), b.lip_coeffs.unwrap());
-        let d = la.iter().zip(&lb).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+        let d = la
+            .iter()
+            .zip(&lb)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
         assert!(d < 1e-4, "frame {i}: lip differs by {d}");
         assert_eq!(a.mouth, b.mouth, "frame {i}");
         assert_eq!(a.head, b.head, "frame {i}");
@@ -99,8 +122,16 @@ fn dsp_only_motion_has_no_lip_coeffs_and_tracks_ping_pong() {
         ..Default::default()
     };
     let frames = Audio2Motion::new(config, None).generate(&audio).unwrap();
-    assert!(frames.iter().all(|f| f.lip_coeffs.is_none() && f.exp_coeffs.is_none()));
-    let firsts: Vec<f32> = frames.iter().take(22).map(|f| f.pose_coeffs.unwrap()[0]).collect();
+    assert!(
+        frames
+            .iter()
+            .all(|f| f.lip_coeffs.is_none() && f.exp_coeffs.is_none())
+    );
+    let firsts: Vec<f32> = frames
+        .iter()
+        .take(22)
+        .map(|f| f.pose_coeffs.unwrap()[0])
+        .collect();
     assert_eq!(&firsts[8..13], &[8.0, 9.0, 9.0, 8.0, 7.0]);
     assert_eq!(firsts[20], 0.0);
     assert!(frames.iter().any(|f| f.mouth.jaw_open > 0.2));
@@ -117,17 +148,23 @@ fn emotion_script_drives_expression() {
         emotion: EmotionInput::Script(script),
         ..Default::default()
     };
-    let frames = Audio2Motion::new(config, None).generate(&sentence()).unwrap();
+    let frames = Audio2Motion::new(config, None)
+        .generate(&sentence())
+        .unwrap();
     assert_eq!(frames[10].exp_coeffs, Some(Emotion::Neutral.exp_weights()));
     assert_eq!(frames[40].exp_coeffs, Some(Emotion::Angry.exp_weights()));
     assert!(frames[40].expression.brow_furrow > 0.9);
 
-    let bad = EmotionScript::parse(r#"(keys: [(time: 0.5, emotion: "hangry")])"#, "bad.ron").unwrap();
+    let bad =
+        EmotionScript::parse(r#"(keys: [(time: 0.5, emotion: "hangry")])"#, "bad.ron").unwrap();
     let config = MotionConfig {
         emotion: EmotionInput::Script(bad),
         ..Default::default()
     };
-    let err = Audio2Motion::new(config, None).generate(&sentence()).unwrap_err().to_string();
+    let err = Audio2Motion::new(config, None)
+        .generate(&sentence())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("hangry") && err.contains("surprised"), "{err}");
 }
 
@@ -139,14 +176,20 @@ fn baked_tracks_round_trip() {
         ..Default::default()
     };
     let model = Arc::new(Audio2Lip::random(5, &Device::Cpu).unwrap());
-    let track = Audio2Motion::new(config, Some(model)).bake(&sentence()).unwrap();
+    let track = Audio2Motion::new(config, Some(model))
+        .bake(&sentence())
+        .unwrap();
     let path = std::env::temp_dir().join(format!("edtalk_track_{}.ron", std::process::id()));
     track.save(&path).unwrap();
     let back = MotionTrack::load(&path).unwrap();
     let _ = std::fs::remove_file(&path);
     assert_eq!(back, track);
-    assert!(MotionTrack::from_ron("(fps: 25.0, frames: [(mouth: (jaw_open: NaN))])", "nan.ron").is_err());
-    let err = MotionTrack::from_ron("(fps: 25.0,\n frames: [(mouth: (jaw_open 1.0))])", "x.ron").unwrap_err();
+    assert!(
+        MotionTrack::from_ron("(fps: 25.0, frames: [(mouth: (jaw_open: NaN))])", "nan.ron")
+            .is_err()
+    );
+    let err = MotionTrack::from_ron("(fps: 25.0,\n frames: [(mouth: (jaw_open 1.0))])", "x.ron")
+        .unwrap_err();
     assert!(err.to_string().contains("x.ron:2:"), "{err}");
 }
 
@@ -166,7 +209,12 @@ fn audio_stream_matches_whole_clip_resampling() {
     }
     s.finish().unwrap();
     out.extend(s.take());
-    assert!((out.len() as i64 - whole.len() as i64).abs() <= 2, "{} vs {}", out.len(), whole.len());
+    assert!(
+        (out.len() as i64 - whole.len() as i64).abs() <= 2,
+        "{} vs {}",
+        out.len(),
+        whole.len()
+    );
     let worst = out
         .iter()
         .zip(&whole)
@@ -180,7 +228,10 @@ fn audio_stream_matches_whole_clip_resampling() {
 
 #[test]
 fn empty_and_tiny_inputs_give_no_frames() {
-    let a = Audio2Motion::new(MotionConfig::default(), Some(Arc::new(Audio2Lip::random(1, &Device::Cpu).unwrap())));
+    let a = Audio2Motion::new(
+        MotionConfig::default(),
+        Some(Arc::new(Audio2Lip::random(1, &Device::Cpu).unwrap())),
+    );
     assert!(a.generate(&[]).unwrap().is_empty());
     assert!(a.generate(&[0.1; 639]).unwrap().is_empty());
     assert_eq!(a.generate(&[f32::NAN; 1280]).unwrap().len(), 2);

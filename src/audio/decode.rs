@@ -110,7 +110,10 @@ impl DecodedAudio {
 }
 
 /// Decodes a file to 16 kHz mono.
-pub fn decode_file(path: impl AsRef<Path>, options: &DecodeOptions) -> Result<DecodedAudio, AudioError> {
+pub fn decode_file(
+    path: impl AsRef<Path>,
+    options: &DecodeOptions,
+) -> Result<DecodedAudio, AudioError> {
     let path = path.as_ref();
     let file = std::fs::File::open(path).map_err(|source| AudioError::Io {
         path: path.to_path_buf(),
@@ -126,7 +129,11 @@ pub fn decode_bytes(
     name: impl AsRef<Path>,
     options: &DecodeOptions,
 ) -> Result<DecodedAudio, AudioError> {
-    decode_source(Box::new(std::io::Cursor::new(bytes)), name.as_ref(), options)
+    decode_source(
+        Box::new(std::io::Cursor::new(bytes)),
+        name.as_ref(),
+        options,
+    )
 }
 
 fn decode_source(
@@ -141,7 +148,12 @@ fn decode_source(
         hint.with_extension(ext);
     }
     let mut format = symphonia::default::get_probe()
-        .probe(&hint, mss, FormatOptions::default(), MetadataOptions::default())
+        .probe(
+            &hint,
+            mss,
+            FormatOptions::default(),
+            MetadataOptions::default(),
+        )
         .map_err(|e| match e {
             SymphoniaError::IoError(source)
                 if source.kind() != std::io::ErrorKind::UnexpectedEof =>
@@ -185,7 +197,9 @@ fn decode_source(
                 break;
             }
             Err(SymphoniaError::ResetRequired) => break,
-            Err(SymphoniaError::IoError(source)) => return Err(AudioError::Io { path: p(), source }),
+            Err(SymphoniaError::IoError(source)) => {
+                return Err(AudioError::Io { path: p(), source });
+            }
             Err(e) => {
                 if mono.is_empty() {
                     return Err(AudioError::Corrupt {
@@ -255,17 +269,17 @@ fn decode_source(
         if decode_errors > 0 {
             return Err(AudioError::Corrupt {
                 path: p(),
-                reason: format!("{decode_errors} packets failed to decode, last: {last_decode_error}"),
+                reason: format!(
+                    "{decode_errors} packets failed to decode, last: {last_decode_error}"
+                ),
             });
         }
         return Err(AudioError::Empty { path: p() });
     }
     let sanitized = sanitize(&mut mono);
     let source_rate = rate.unwrap_or(0);
-    let samples = resample_to_16k(&mono, source_rate).map_err(|reason| AudioError::Resample {
-        path: p(),
-        reason,
-    })?;
+    let samples = resample_to_16k(&mono, source_rate)
+        .map_err(|reason| AudioError::Resample { path: p(), reason })?;
     if samples.is_empty() {
         return Err(AudioError::Empty { path: p() });
     }

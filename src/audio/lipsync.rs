@@ -115,7 +115,8 @@ impl LipSync {
         let fft = RealFftPlanner::<f32>::new().plan_fft_forward(WINDOW);
         let window = (0..WINDOW)
             .map(|n| {
-                (0.54 - 0.46 * (2.0 * std::f64::consts::PI * n as f64 / (WINDOW - 1) as f64).cos()) as f32
+                (0.54 - 0.46 * (2.0 * std::f64::consts::PI * n as f64 / (WINDOW - 1) as f64).cos())
+                    as f32
             })
             .collect();
         let spectrum = fft.make_output_vec();
@@ -136,7 +137,9 @@ impl LipSync {
     /// Mouth controls for every 25 fps frame of a 16 kHz clip (`floor(len / 640)` frames).
     pub fn process_clip(&mut self, samples: &[f32]) -> Vec<MouthControls> {
         let frames = samples.len() / SAMPLES_PER_FRAME;
-        (0..frames).map(|i| self.process_frame(samples, i)).collect()
+        (0..frames)
+            .map(|i| self.process_frame(samples, i))
+            .collect()
     }
 
     /// Controls for frame `i` of `samples` (16 kHz mono, samples outside count as silence).
@@ -177,19 +180,31 @@ impl LipSync {
 
     fn analyze_window(&mut self, samples: &[f32]) -> FrameFeatures {
         let n = samples.len().min(WINDOW);
-        let clean = |v: f32| if v.is_finite() { v.clamp(-4.0, 4.0) } else { 0.0 };
+        let clean = |v: f32| {
+            if v.is_finite() {
+                v.clamp(-4.0, 4.0)
+            } else {
+                0.0
+            }
+        };
         // Loudness over the central frame-length part, so neighbours leak in little.
         let lo = n.saturating_sub(SAMPLES_PER_FRAME) / 2;
         let hi = (lo + SAMPLES_PER_FRAME).min(n);
-        let energy: f32 = samples[lo..hi].iter().map(|&v| clean(v) * clean(v)).sum::<f32>()
+        let energy: f32 = samples[lo..hi]
+            .iter()
+            .map(|&v| clean(v) * clean(v))
+            .sum::<f32>()
             / (hi - lo).max(1) as f32;
         let level_db = 10.0 * energy.max(1e-12).log10();
         // Running peak: jumps up, decays ~6 dB per second.
-        self.peak_db = (self.peak_db - 0.25).max(level_db).max(self.settings.silence_db + 10.0);
+        self.peak_db = (self.peak_db - 0.25)
+            .max(level_db)
+            .max(self.settings.silence_db + 10.0);
         let loudness = if level_db < self.settings.silence_db {
             0.0
         } else {
-            ((level_db - (self.peak_db - self.settings.dynamic_range_db)) / self.settings.dynamic_range_db)
+            ((level_db - (self.peak_db - self.settings.dynamic_range_db))
+                / self.settings.dynamic_range_db)
                 .clamp(0.0, 1.0)
         };
         if loudness == 0.0 {
@@ -200,9 +215,9 @@ impl LipSync {
         }
         // Pre-emphasis and Hamming window.
         let mut prev = 0.0f32;
-        for k in 0..WINDOW {
+        for (k, (b, w)) in self.buf.iter_mut().zip(&self.window).enumerate() {
             let v = if k < n { clean(samples[k]) } else { 0.0 };
-            self.buf[k] = (v - 0.97 * prev) * self.window[k];
+            *b = (v - 0.97 * prev) * w;
             prev = v;
         }
         let lpc = lpc(&self.buf, LPC_ORDER);
@@ -221,7 +236,11 @@ impl LipSync {
         }
         let hz_per_bin = SAMPLE_RATE as f32 / WINDOW as f32;
         let peaks = envelope_peaks(&env, hz_per_bin);
-        let f1 = peaks.iter().copied().find(|&f| (200.0..1100.0).contains(&f)).unwrap_or(0.0);
+        let f1 = peaks
+            .iter()
+            .copied()
+            .find(|&f| (200.0..1100.0).contains(&f))
+            .unwrap_or(0.0);
         let f2 = peaks
             .iter()
             .copied()
@@ -229,7 +248,11 @@ impl LipSync {
             .unwrap_or(0.0);
         // Low-band share from the raw (un-emphasised) spectrum.
         for k in 0..WINDOW {
-            a[k] = if k < n { clean(samples[k]) * self.window[k] } else { 0.0 };
+            a[k] = if k < n {
+                clean(samples[k]) * self.window[k]
+            } else {
+                0.0
+            };
         }
         let mut low_ratio = 0.0;
         if self
@@ -238,7 +261,9 @@ impl LipSync {
             .is_ok()
         {
             let bin = |hz: f32| (hz / hz_per_bin) as usize;
-            let power = |r: std::ops::Range<usize>| -> f32 { self.spectrum[r].iter().map(|c| c.norm_sqr()).sum() };
+            let power = |r: std::ops::Range<usize>| -> f32 {
+                self.spectrum[r].iter().map(|c| c.norm_sqr()).sum()
+            };
             let low = power(bin(60.0)..bin(500.0));
             let all = power(bin(60.0)..bin(4000.0)).max(1e-12);
             low_ratio = low / all;
@@ -260,8 +285,16 @@ impl LipSync {
         let ramp = |x: f32, a: f32, b: f32| ((x - a) / (b - a)).clamp(0.0, 1.0);
         // Nasal murmur / closure: almost all energy low, no clear vowel formant above it.
         let pressed = ramp(f.low_ratio, 0.85, 0.97) * (1.0 - ramp(f.f1, 500.0, 700.0));
-        let openness = if f.f1 > 0.0 { ramp(f.f1, 280.0, 750.0) } else { 0.3 };
-        let front = if f.f2 > 0.0 { ramp(f.f2, 1000.0, 2000.0) } else { 0.5 };
+        let openness = if f.f1 > 0.0 {
+            ramp(f.f1, 280.0, 750.0)
+        } else {
+            0.3
+        };
+        let front = if f.f2 > 0.0 {
+            ramp(f.f2, 1000.0, 2000.0)
+        } else {
+            0.5
+        };
         let voiced = ramp(f.loudness, 0.0, 0.3);
         let jaw_open = f.loudness.sqrt() * (0.15 + 0.85 * openness) * (1.0 - pressed);
         let lip_width = (2.0 * front - 1.0) * voiced * (1.0 - 0.5 * openness);
@@ -277,7 +310,11 @@ impl LipSync {
     fn smooth(&mut self, target: MouthControls) -> MouthControls {
         let (attack, release) = (self.settings.attack, self.settings.release);
         let step = |cur: f32, tgt: f32| {
-            let k = if tgt.abs() > cur.abs() { attack } else { release };
+            let k = if tgt.abs() > cur.abs() {
+                attack
+            } else {
+                release
+            };
             cur + k * (tgt - cur)
         };
         let s = &mut self.state;
@@ -326,7 +363,11 @@ fn envelope_peaks(env: &[f32], hz_per_bin: f32) -> Vec<f32> {
         if env[k] > env[k - 1] && env[k] >= env[k + 1] {
             let (l, c, r) = (env[k - 1].ln(), env[k].ln(), env[k + 1].ln());
             let denom = l - 2.0 * c + r;
-            let offset = if denom.abs() > 1e-12 { 0.5 * (l - r) / denom } else { 0.0 };
+            let offset = if denom.abs() > 1e-12 {
+                0.5 * (l - r) / denom
+            } else {
+                0.0
+            };
             peaks.push((k as f32 + offset.clamp(-0.5, 0.5)) * hz_per_bin);
         }
     }

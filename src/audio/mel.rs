@@ -58,7 +58,9 @@ impl MelSpectrogram {
         let fft = RealFftPlanner::<f32>::new().plan_fft_forward(N_FFT);
         // scipy's periodic Hann ("fftbins=True"), what librosa's stft uses.
         let window = (0..N_FFT)
-            .map(|n| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / N_FFT as f64).cos()) as f32)
+            .map(|n| {
+                (0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / N_FFT as f64).cos()) as f32
+            })
             .collect();
         let basis = slaney_mel_basis(16_000.0, N_FFT, MEL_BANDS, F_MIN, F_MAX);
         let filters = basis
@@ -84,7 +86,14 @@ impl MelSpectrogram {
         let mut scratch = self.fft.make_scratch_vec();
         let mut magnitude = vec![0.0f32; N_BINS];
         let mut out = [0.0f32; MEL_BANDS];
-        self.row_into(segment, &mut input, &mut spectrum, &mut scratch, &mut magnitude, &mut out);
+        self.row_into(
+            segment,
+            &mut input,
+            &mut spectrum,
+            &mut scratch,
+            &mut magnitude,
+            &mut out,
+        );
         out
     }
 
@@ -102,14 +111,22 @@ impl MelSpectrogram {
             *dst = x * w;
         }
         // Sizes come from the plan itself, so this cannot fail.
-        if self.fft.process_with_scratch(input, spectrum, scratch).is_err() {
+        if self
+            .fft
+            .process_with_scratch(input, spectrum, scratch)
+            .is_err()
+        {
             spectrum.iter_mut().for_each(|c| *c = Default::default());
         }
         for (m, c) in magnitude.iter_mut().zip(spectrum.iter()) {
             *m = c.norm();
         }
         for ((first, weights), o) in self.filters.iter().zip(out.iter_mut()) {
-            let energy: f32 = weights.iter().zip(&magnitude[*first..]).map(|(w, m)| w * m).sum();
+            let energy: f32 = weights
+                .iter()
+                .zip(&magnitude[*first..])
+                .map(|(w, m)| w * m)
+                .sum();
             *o = normalize_db(energy);
         }
     }

@@ -64,8 +64,14 @@ impl AudioStream {
             None
         } else {
             Some(
-                Fft::<f32>::new(rate as usize, SAMPLE_RATE as usize, CHUNK, 1, FixedSync::Input)
-                    .map_err(|e| err(&e.to_string()))?,
+                Fft::<f32>::new(
+                    rate as usize,
+                    SAMPLE_RATE as usize,
+                    CHUNK,
+                    1,
+                    FixedSync::Input,
+                )
+                .map_err(|e| err(&e.to_string()))?,
             )
         };
         let to_skip = resampler.as_ref().map_or(0, |r| r.output_delay());
@@ -149,17 +155,17 @@ impl AudioStream {
                 self.pending.resize(need, 0.0);
             }
             let input = [self.pending[..need].to_vec()];
-            let adapter = SequentialSliceOfVecs::new(&input, 1, need).map_err(|e| StreamError::Resample {
-                at: self.consumed,
-                reason: e.to_string(),
-            })?;
-            let frames_max = out_buf[0].len();
-            let mut out_adapter = SequentialSliceOfVecs::new_mut(&mut out_buf, 1, frames_max).map_err(|e| {
-                StreamError::Resample {
+            let adapter =
+                SequentialSliceOfVecs::new(&input, 1, need).map_err(|e| StreamError::Resample {
                     at: self.consumed,
                     reason: e.to_string(),
-                }
-            })?;
+                })?;
+            let frames_max = out_buf[0].len();
+            let mut out_adapter = SequentialSliceOfVecs::new_mut(&mut out_buf, 1, frames_max)
+                .map_err(|e| StreamError::Resample {
+                    at: self.consumed,
+                    reason: e.to_string(),
+                })?;
             let (n_in, n_out) = resampler
                 .process_into_buffer(&adapter, &mut out_adapter, None)
                 .map_err(|e| StreamError::Resample {

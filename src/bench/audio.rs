@@ -12,7 +12,12 @@ use std::time::Instant;
 pub fn synthetic_speech(seconds: f32) -> Vec<f32> {
     let n = (seconds * 16_000.0) as usize;
     let mut out = Vec::with_capacity(n);
-    let res = |f: f64, r: f64| (2.0 * r * (2.0 * std::f64::consts::PI * f / 16_000.0).cos(), -r * r);
+    let res = |f: f64, r: f64| {
+        (
+            2.0 * r * (2.0 * std::f64::consts::PI * f / 16_000.0).cos(),
+            -r * r,
+        )
+    };
     let ((a1, b1), (a2, b2)) = (res(700.0, 0.97), res(1200.0, 0.96));
     let (mut y1, mut y2, mut z1, mut z2) = (0.0f64, 0.0, 0.0, 0.0);
     for i in 0..n {
@@ -44,7 +49,10 @@ pub fn run(options: &BenchOptions) -> Vec<serde_json::Value> {
                 let frames = num_video_frames(audio.len());
                 let m = mel.compute(&audio[..frames * crate::audio::SAMPLES_PER_FRAME]);
                 let w = frame_windows(&m, frames);
-                model.lip_coeffs(&w, frames, 64).map(|l| l.len()).map_err(|e| e.to_string())
+                model
+                    .lip_coeffs(&w, frames, 64)
+                    .map(|l| l.len())
+                    .map_err(|e| e.to_string())
             };
             // Warm-up, then the timed run.
             let _ = run_once();
@@ -75,7 +83,9 @@ pub fn run(options: &BenchOptions) -> Vec<serde_json::Value> {
     let start = Instant::now();
     let mut frames = 0;
     for _ in 0..reps {
-        frames += LipSync::new(LipSyncSettings::default()).process_clip(&audio).len();
+        frames += LipSync::new(LipSyncSettings::default())
+            .process_clip(&audio)
+            .len();
     }
     let wall = start.elapsed().as_secs_f64();
     figures.push(emit(serde_json::json!({

@@ -28,7 +28,9 @@ pub enum Audio2LipError {
         source: candle_core::Error,
     },
     /// The input windows have the wrong shape.
-    #[error("Audio2Lip input: expected {expected} values ({frames} windows of 1x80x16), found {found}")]
+    #[error(
+        "Audio2Lip input: expected {expected} values ({frames} windows of 1x80x16), found {found}"
+    )]
     Input {
         /// Windows requested.
         frames: usize,
@@ -42,8 +44,11 @@ pub enum Audio2LipError {
     Forward(#[from] candle_core::Error),
 }
 
-/// (cin, cout, kernel, stride (rows, cols), padding, residual) of the thirteen blocks.
-const BLOCKS: [(usize, usize, usize, (usize, usize), usize, bool); 13] = [
+/// (cin, cout, kernel, stride (rows, cols), padding, residual) of one block.
+type BlockSpec = (usize, usize, usize, (usize, usize), usize, bool);
+
+/// The thirteen blocks of `audio_encoder`.
+const BLOCKS: [BlockSpec; 13] = [
     (1, 32, 3, (1, 1), 1, false),
     (32, 32, 3, (1, 1), 1, true),
     (32, 32, 3, (1, 1), 1, true),
@@ -69,11 +74,7 @@ struct ConvBlock {
 }
 
 impl ConvBlock {
-    fn load(
-        vb: &VarBuilder,
-        index: usize,
-        spec: (usize, usize, usize, (usize, usize), usize, bool),
-    ) -> Result<Self, Audio2LipError> {
+    fn load(vb: &VarBuilder, index: usize, spec: BlockSpec) -> Result<Self, Audio2LipError> {
         let (cin, cout, k, stride, padding, residual) = spec;
         let prefix = format!("audio_encoder.{index}.conv_block");
         let get = |suffix: &str, shape: &[usize]| {
@@ -100,7 +101,9 @@ impl ConvBlock {
         })?;
         Ok(Self {
             weight,
-            bias: bias.reshape((1, cout, 1, 1)).map_err(Audio2LipError::Forward)?,
+            bias: bias
+                .reshape((1, cout, 1, 1))
+                .map_err(Audio2LipError::Forward)?,
             stride,
             padding,
             residual,
@@ -113,7 +116,11 @@ impl ConvBlock {
         let mut y = x.conv2d(&self.weight, self.padding, common, 1, 1)?;
         // Non-square stride: subsample the axis with the larger stride.
         if sr != sc {
-            let (axis, step) = if sr > sc { (2, sr / common) } else { (3, sc / common) };
+            let (axis, step) = if sr > sc {
+                (2, sr / common)
+            } else {
+                (3, sc / common)
+            };
             let len = y.dim(axis)?;
             let keep: Vec<u32> = (0..len as u32).step_by(step).collect();
             let idx = Tensor::new(keep.as_slice(), y.device())?;
@@ -162,7 +169,10 @@ impl Audio2Lip {
 
     /// Builds the network from a state dict (e.g. the 'audio2lip' entry of Audio2Lip.pt, or
     /// a safetensors file); f16/bf16 tensors are upcast to f32.
-    pub fn from_tensors(tensors: HashMap<String, Tensor>, device: &Device) -> Result<Self, Audio2LipError> {
+    pub fn from_tensors(
+        tensors: HashMap<String, Tensor>,
+        device: &Device,
+    ) -> Result<Self, Audio2LipError> {
         let tensors = tensors
             .into_iter()
             .filter(|(k, _)| !k.ends_with("num_batches_tracked"))
@@ -172,9 +182,13 @@ impl Audio2Lip {
 
     /// Random weights of the full-size shapes (for benchmarks and smoke tests).
     pub fn random(seed: u64, device: &Device) -> Result<Self, Audio2LipError> {
-        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut state = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let mut next = move || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         };
         let mut map = HashMap::new();
@@ -186,14 +200,24 @@ impl Audio2Lip {
         for (i, &(cin, cout, k, ..)) in BLOCKS.iter().enumerate() {
             let p = format!("audio_encoder.{i}.conv_block");
             let fan_in = (cin * k * k) as f32;
-            put(format!("{p}.0.weight"), vec![cout, cin, k, k], 1.0 / fan_in.sqrt(), 0.0)?;
+            put(
+                format!("{p}.0.weight"),
+                vec![cout, cin, k, k],
+                1.0 / fan_in.sqrt(),
+                0.0,
+            )?;
             put(format!("{p}.0.bias"), vec![cout], 0.05, 0.0)?;
             put(format!("{p}.1.weight"), vec![cout], 0.1, 1.0)?;
             put(format!("{p}.1.bias"), vec![cout], 0.05, 0.0)?;
             put(format!("{p}.1.running_mean"), vec![cout], 0.05, 0.0)?;
             put(format!("{p}.1.running_var"), vec![cout], 0.1, 1.0)?;
         }
-        put("mapping.weight".into(), vec![LIP_DIM, 512], 1.0 / 512f32.sqrt(), 0.0)?;
+        put(
+            "mapping.weight".into(),
+            vec![LIP_DIM, 512],
+            1.0 / 512f32.sqrt(),
+            0.0,
+        )?;
         put("mapping.bias".into(), vec![LIP_DIM], 0.0, 0.0)?;
         Self::from_tensors(map, device)
     }

@@ -128,9 +128,11 @@ impl MotionStream {
         let emotion = match &config.emotion {
             EmotionInput::Own => EmotionDriver::Own,
             EmotionInput::Mix(mix) => EmotionDriver::Fixed(config.library.resolve(mix)?),
-            EmotionInput::Script(script) => {
-                EmotionDriver::Script(ScriptPlayer::new(script, &config.library, "emotion script")?)
-            }
+            EmotionInput::Script(script) => EmotionDriver::Script(ScriptPlayer::new(
+                script,
+                &config.library,
+                "emotion script",
+            )?),
         };
         if let PoseSource::Track(track) = &config.pose {
             track.validate("pose track")?;
@@ -159,7 +161,8 @@ impl MotionStream {
         if self.finished {
             return;
         }
-        self.samples.extend(samples.iter().map(|&v| if v.is_finite() { v } else { 0.0 }));
+        self.samples
+            .extend(samples.iter().map(|&v| if v.is_finite() { v } else { 0.0 }));
         self.total += samples.len();
     }
 
@@ -201,7 +204,9 @@ impl MotionStream {
         if self.finished {
             return i < self.frames_total();
         }
-        if i >= self.frames_total() || i * SAMPLES_PER_FRAME + SAMPLES_PER_FRAME / 2 + DSP_WINDOW / 2 > self.total {
+        if i >= self.frames_total()
+            || i * SAMPLES_PER_FRAME + SAMPLES_PER_FRAME / 2 + DSP_WINDOW / 2 > self.total
+        {
             return false;
         }
         if self.model.is_some() {
@@ -219,7 +224,10 @@ impl MotionStream {
         if n < self.base as isize {
             return 0.0;
         }
-        self.samples.get(n as usize - self.base).copied().unwrap_or(0.0)
+        self.samples
+            .get(n as usize - self.base)
+            .copied()
+            .unwrap_or(0.0)
     }
 
     fn compute(&mut self, frames: &[usize]) -> Result<(), MotionError> {
@@ -285,7 +293,8 @@ impl MotionStream {
         for k in 0..MEL_WINDOW {
             let r = (start + k as isize).clamp(0, rows - 1);
             for (j, s) in segment.iter_mut().enumerate() {
-                let n = reflect_index(r * HOP as isize - (N_FFT / 2) as isize + j as isize, whole) as isize;
+                let n = reflect_index(r * HOP as isize - (N_FFT / 2) as isize + j as isize, whole)
+                    as isize;
                 let prev = if n > 0 { self.x(n - 1) } else { 0.0 };
                 *s = self.x(n) - PREEMPHASIS * prev;
             }

@@ -29,7 +29,7 @@ pub enum EmotionError {
         /// File name or description of the text.
         origin: String,
         /// ron's error with its position.
-        error: ron::error::SpannedError,
+        error: Box<ron::error::SpannedError>,
     },
     /// A definition with non-finite numbers or an empty/duplicate name.
     #[error("{origin}: custom emotion '{name}': {problem}")]
@@ -182,13 +182,18 @@ impl EmotionLibrary {
     /// Parses a RON list of custom emotions, e.g.
     /// `[(name: "smug", exp: [0.1, ...10 numbers], look: Some((smile: 0.4)))]`, validates
     /// them and adds them. `origin` names the text in errors.
-    pub fn load_custom_ron(&mut self, text: &str, origin: &str) -> Result<Vec<String>, EmotionError> {
-        let list: Vec<CustomEmotion> = ron::Options::default()
-            .from_str(text)
-            .map_err(|error| EmotionError::Syntax {
-                origin: origin.to_string(),
-                error,
-            })?;
+    pub fn load_custom_ron(
+        &mut self,
+        text: &str,
+        origin: &str,
+    ) -> Result<Vec<String>, EmotionError> {
+        let list: Vec<CustomEmotion> =
+            ron::Options::default()
+                .from_str(text)
+                .map_err(|error| EmotionError::Syntax {
+                    origin: origin.to_string(),
+                    error: Box::new(error),
+                })?;
         let mut names = Vec::new();
         for e in &list {
             let invalid = |problem: String| EmotionError::Invalid {
@@ -200,7 +205,10 @@ impl EmotionLibrary {
                 return Err(invalid("the name is empty".into()));
             }
             if let Some(i) = e.exp.iter().position(|v| !v.is_finite()) {
-                return Err(invalid(format!("exp[{i}] is {}, expected a finite number", e.exp[i])));
+                return Err(invalid(format!(
+                    "exp[{i}] is {}, expected a finite number",
+                    e.exp[i]
+                )));
             }
             if let Some(look) = &e.look {
                 let values = [
@@ -284,7 +292,14 @@ impl EmotionLibrary {
 }
 
 fn look_array(l: &ExpressionControls) -> [f32; 6] {
-    [l.smile, l.frown, l.brow_raise, l.brow_furrow, l.eye_open, l.squint]
+    [
+        l.smile,
+        l.frown,
+        l.brow_raise,
+        l.brow_furrow,
+        l.eye_open,
+        l.squint,
+    ]
 }
 
 fn look_from_array(a: [f32; 6]) -> ExpressionControls {
@@ -317,7 +332,11 @@ pub enum Easing {
 impl Easing {
     /// Maps progress `t` (clamped to [0, 1]) through the curve.
     pub fn apply(self, t: f32) -> f32 {
-        let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 1.0 };
+        let t = if t.is_finite() {
+            t.clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
         match self {
             Easing::Linear => t,
             Easing::Smooth => t * t * (3.0 - 2.0 * t),
@@ -358,11 +377,21 @@ impl EmotionState {
 
     /// Starts a transition at time `now` (seconds) toward `target`, taking `blend` seconds,
     /// from wherever the expression is at `now` (so interrupting a transition is smooth).
-    pub fn transition_to(&mut self, target: ResolvedExpression, now: f32, blend: f32, easing: Easing) {
+    pub fn transition_to(
+        &mut self,
+        target: ResolvedExpression,
+        now: f32,
+        blend: f32,
+        easing: Easing,
+    ) {
         self.from = self.sample(now);
         self.to = target;
         self.start = now;
-        self.duration = if blend.is_finite() { blend.max(0.0) } else { 0.0 };
+        self.duration = if blend.is_finite() {
+            blend.max(0.0)
+        } else {
+            0.0
+        };
         self.easing = easing;
     }
 
@@ -410,7 +439,8 @@ mod tests {
         for i in 0..EXP_DIM {
             assert!((r.exp[i] - (0.75 * h[i] + 0.25 * s[i])).abs() < 1e-5);
         }
-        let smile = 0.75 * Emotion::Happy.default_look().smile + 0.25 * Emotion::Sad.default_look().smile;
+        let smile =
+            0.75 * Emotion::Happy.default_look().smile + 0.25 * Emotion::Sad.default_look().smile;
         assert!((r.look.smile - smile).abs() < 1e-6);
     }
 
@@ -419,14 +449,20 @@ mod tests {
         let lib = EmotionLibrary::new();
         let err = lib.resolve(&EmotionMix::single("bored", 1.0)).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("'bored'") && msg.contains("surprised") && msg.contains("angry"), "{msg}");
+        assert!(
+            msg.contains("'bored'") && msg.contains("surprised") && msg.contains("angry"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn custom_emotions_load_and_report_positions() {
         let mut lib = EmotionLibrary::new();
         let text = r#"[(name: "Smug", exp: [1,2,3,4,5,6,7,8,9,10], look: Some((smile: 0.4, squint: 0.2)))]"#;
-        assert_eq!(lib.load_custom_ron(text, "smug.ron").unwrap(), vec!["smug".to_string()]);
+        assert_eq!(
+            lib.load_custom_ron(text, "smug.ron").unwrap(),
+            vec!["smug".to_string()]
+        );
         let r = lib.resolve(&EmotionMix::single("smug", 1.0)).unwrap();
         assert_eq!(r.exp[9], 10.0);
         assert_eq!(r.look.smile, 0.4);

@@ -15,7 +15,10 @@ pub use frame::{
     EXP_DIM, ExpressionControls, HeadPose, LIP_DIM, MOTION_FPS, MotionFrame, MouthControls,
     POSE_DIM,
 };
-pub use mix::{CustomEmotion, Easing, EmotionError, EmotionLibrary, EmotionMix, EmotionState, ResolvedExpression};
+pub use mix::{
+    CustomEmotion, Easing, EmotionError, EmotionLibrary, EmotionMix, EmotionState,
+    ResolvedExpression,
+};
 pub use pose::{IdleSettings, PoseError, PoseKey, PosePlayer, PoseSource, PoseTrack};
 pub use script::{EmotionKey, EmotionScript, ScriptError, ScriptPlayer};
 pub use track::{MotionTrack, TrackError};

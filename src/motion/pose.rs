@@ -15,7 +15,7 @@ pub enum PoseError {
         /// File name or description.
         origin: String,
         /// ron's error with its position.
-        error: ron::error::SpannedError,
+        error: Box<ron::error::SpannedError>,
     },
     /// A frame holds a non-finite number.
     #[error("{origin}: pose track frame {frame}: {field} is not a finite number")]
@@ -55,12 +55,13 @@ pub struct PoseTrack {
 impl PoseTrack {
     /// Parses and validates a RON track; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, PoseError> {
-        let track: PoseTrack = ron::Options::default()
-            .from_str(text)
-            .map_err(|error| PoseError::Syntax {
-                origin: origin.to_string(),
-                error,
-            })?;
+        let track: PoseTrack =
+            ron::Options::default()
+                .from_str(text)
+                .map_err(|error| PoseError::Syntax {
+                    origin: origin.to_string(),
+                    error: Box::new(error),
+                })?;
         track.validate(origin)?;
         Ok(track)
     }
@@ -78,7 +79,11 @@ impl PoseTrack {
                 frame,
                 field,
             };
-            for (name, v) in [("head.yaw", key.head.yaw), ("head.pitch", key.head.pitch), ("head.roll", key.head.roll)] {
+            for (name, v) in [
+                ("head.yaw", key.head.yaw),
+                ("head.pitch", key.head.pitch),
+                ("head.roll", key.head.roll),
+            ] {
                 if !v.is_finite() {
                     return Err(fail(name.to_string()));
                 }
@@ -175,7 +180,13 @@ impl PosePlayer {
         let mut uniform = || next_uniform(&mut rng);
         // Two incommensurate slow sines per axis.
         let phases = std::array::from_fn(|_| uniform() * std::f32::consts::TAU);
-        let rates = std::array::from_fn(|k| if k % 2 == 0 { 0.11 + 0.1 * uniform() } else { 0.29 + 0.15 * uniform() });
+        let rates = std::array::from_fn(|k| {
+            if k % 2 == 0 {
+                0.11 + 0.1 * uniform()
+            } else {
+                0.29 + 0.15 * uniform()
+            }
+        });
         let mut player = Self {
             source,
             phases,
@@ -191,7 +202,9 @@ impl PosePlayer {
 
     fn blink_gap(&mut self) -> usize {
         let mean = match &self.source {
-            PoseSource::Idle(s) if s.blink_interval.is_finite() && s.blink_interval > 0.2 => s.blink_interval,
+            PoseSource::Idle(s) if s.blink_interval.is_finite() && s.blink_interval > 0.2 => {
+                s.blink_interval
+            }
             _ => 3.5,
         };
         // Between half and one and a half times the mean.
@@ -217,15 +230,21 @@ impl PosePlayer {
             PoseSource::Idle(settings) => {
                 let (sway, nod_amount) = (settings.sway, settings.nod);
                 let t = i as f32 / FPS;
-                let wave = |k: usize| (std::f32::consts::TAU * self.rates[k] * t + self.phases[k]).sin();
-                let loud = if loudness.is_finite() { loudness.clamp(0.0, 1.0) } else { 0.0 };
+                let wave =
+                    |k: usize| (std::f32::consts::TAU * self.rates[k] * t + self.phases[k]).sin();
+                let loud = if loudness.is_finite() {
+                    loudness.clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
                 // Nods follow emphasis: loudness rising above its slow average dips the chin.
                 self.energy_slow += 0.08 * (loud - self.energy_slow);
                 let emphasis = (loud - self.energy_slow).max(0.0);
                 self.nod += 0.3 * (emphasis - self.nod);
                 let head = HeadPose {
                     yaw: sway * (0.7 * wave(0) + 0.3 * wave(1)),
-                    pitch: sway * 0.6 * (0.7 * wave(2) + 0.3 * wave(3)) + nod_amount * self.nod * 2.0,
+                    pitch: sway * 0.6 * (0.7 * wave(2) + 0.3 * wave(3))
+                        + nod_amount * self.nod * 2.0,
                     roll: sway * 0.4 * (0.7 * wave(4) + 0.3 * wave(5)),
                 };
                 // Blinks: a 5-frame close/open profile.
@@ -282,20 +301,29 @@ mod tests {
     fn nan_in_a_track_names_the_frame() {
         let text = "(frames: [(head: (yaw: 0.1)), (coeffs: Some([0, 0, NaN, 0, 0, 0]))])";
         let msg = PoseTrack::parse(text, "walk.ron").unwrap_err().to_string();
-        assert!(msg.contains("frame 1") && msg.contains("coeffs[2]"), "{msg}");
+        assert!(
+            msg.contains("frame 1") && msg.contains("coeffs[2]"),
+            "{msg}"
+        );
         assert!(PoseTrack::parse("(frames: [])", "e.ron").is_err());
     }
 
     #[test]
     fn idle_is_seeded_smooth_and_blinks() {
         let run = |seed| {
-            let mut p = PosePlayer::new(PoseSource::Idle(IdleSettings { seed, ..Default::default() }));
+            let mut p = PosePlayer::new(PoseSource::Idle(IdleSettings {
+                seed,
+                ..Default::default()
+            }));
             (0..500).map(|i| p.sample(i, 0.0)).collect::<Vec<_>>()
         };
         let (a, b, c) = (run(7), run(7), run(8));
         assert_eq!(a, b);
         assert_ne!(a, c);
-        let max_step = a.windows(2).map(|w| (w[1].head.yaw - w[0].head.yaw).abs()).fold(0.0, f32::max);
+        let max_step = a
+            .windows(2)
+            .map(|w| (w[1].head.yaw - w[0].head.yaw).abs())
+            .fold(0.0, f32::max);
         assert!(max_step < 0.01, "yaw jumps by {max_step}");
         assert!(a.iter().any(|s| s.blink < 0.2), "no blink in 20 s");
         assert!(a.iter().filter(|s| s.blink < 1.0).count() < 100);

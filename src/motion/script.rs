@@ -15,7 +15,9 @@
 //! seconds (default 0.3) with `easing` (default `Smooth`). Before the first key the face is
 //! the library's base. Syntax errors carry line and column.
 
-use super::mix::{Easing, EmotionError, EmotionLibrary, EmotionMix, EmotionState, ResolvedExpression};
+use super::mix::{
+    Easing, EmotionError, EmotionLibrary, EmotionMix, EmotionState, ResolvedExpression,
+};
 use serde::{Deserialize, Serialize};
 
 /// Errors of emotion scripts.
@@ -27,7 +29,7 @@ pub enum ScriptError {
         /// File name or description of the text.
         origin: String,
         /// ron's error with its position.
-        error: ron::error::SpannedError,
+        error: Box<ron::error::SpannedError>,
     },
     /// A key is malformed or names an unknown emotion.
     #[error("{origin}: key {index} (time {time} s): {problem}")]
@@ -102,7 +104,7 @@ impl EmotionScript {
                 .from_str(text)
                 .map_err(|error| ScriptError::Syntax {
                     origin: origin.to_string(),
-                    error,
+                    error: Box::new(error),
                 })?;
         for (index, key) in script.keys.iter().enumerate() {
             let fail = |problem: &str| ScriptError::Key {
@@ -148,7 +150,9 @@ impl EmotionScript {
                 let mix = key
                     .to_mix()
                     .ok_or_else(|| fail("give exactly one of `emotion` or `mix`".into()))?;
-                let r = library.resolve(&mix).map_err(|e: EmotionError| fail(e.to_string()))?;
+                let r = library
+                    .resolve(&mix)
+                    .map_err(|e: EmotionError| fail(e.to_string()))?;
                 Ok((key.time, r, key.blend, key.easing))
             })
             .collect()
@@ -176,7 +180,11 @@ pub struct ScriptPlayer {
 
 impl ScriptPlayer {
     /// Resolves the script's keys against a library.
-    pub fn new(script: &EmotionScript, library: &EmotionLibrary, origin: &str) -> Result<Self, ScriptError> {
+    pub fn new(
+        script: &EmotionScript,
+        library: &EmotionLibrary,
+        origin: &str,
+    ) -> Result<Self, ScriptError> {
         Ok(Self {
             keys: script.resolved(library, origin)?,
             next: 0,
@@ -219,14 +227,19 @@ mod tests {
         assert_eq!(frames[10].exp, Emotion::Sad.exp_weights());
         assert_eq!(frames[40].exp, Emotion::Happy.exp_weights());
         // 48% through the linear sad -> happy blend (t = 1.24 s).
-        let (s, h) = (Emotion::Sad.exp_weights()[0], Emotion::Happy.exp_weights()[0]);
+        let (s, h) = (
+            Emotion::Sad.exp_weights()[0],
+            Emotion::Happy.exp_weights()[0],
+        );
         assert!((frames[31].exp[0] - (s + (h - s) * 0.48)).abs() < 1e-4);
     }
 
     #[test]
     fn syntax_errors_have_line_and_column() {
         let text = "(\n  keys: [\n    (time: 1.0, emotion: \"happy\" blend: 0.5),\n  ],\n)";
-        let msg = EmotionScript::parse(text, "line.ron").unwrap_err().to_string();
+        let msg = EmotionScript::parse(text, "line.ron")
+            .unwrap_err()
+            .to_string();
         assert!(msg.starts_with("line.ron:3:"), "{msg}");
     }
 
@@ -236,7 +249,10 @@ mod tests {
         let text = r#"(keys: [(time: 0.0, emotion: "happy"), (time: 2.0, emotion: "grumpy")])"#;
         let script = EmotionScript::parse(text, "s.ron").unwrap();
         let msg = script.validate(&lib, "s.ron").unwrap_err().to_string();
-        assert!(msg.contains("key 1") && msg.contains("'grumpy'") && msg.contains("neutral"), "{msg}");
+        assert!(
+            msg.contains("key 1") && msg.contains("'grumpy'") && msg.contains("neutral"),
+            "{msg}"
+        );
         let both = r#"(keys: [(time: 0.0, emotion: "happy", mix: [("sad", 1.0)])])"#;
         assert!(EmotionScript::parse(both, "b.ron").is_err());
     }

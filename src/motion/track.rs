@@ -22,7 +22,7 @@ pub enum TrackError {
         /// File name or description.
         origin: String,
         /// ron's error with its position.
-        error: ron::error::SpannedError,
+        error: Box<ron::error::SpannedError>,
     },
     /// Serialisation failed.
     #[error("motion track {origin}: cannot write RON: {reason}")]
@@ -54,7 +54,10 @@ pub struct MotionTrack {
 impl MotionTrack {
     /// A 25 fps track.
     pub fn new(frames: Vec<MotionFrame>) -> Self {
-        Self { fps: MOTION_FPS, frames }
+        Self {
+            fps: MOTION_FPS,
+            frames,
+        }
     }
 
     /// Duration in seconds.
@@ -65,13 +68,19 @@ impl MotionTrack {
     /// The frame at time `t` seconds (clamped to the track; `None` when empty).
     pub fn frame_at(&self, t: f32) -> Option<&MotionFrame> {
         let last = self.frames.len().checked_sub(1)?;
-        let i = if t.is_finite() && t > 0.0 { (t * self.fps) as usize } else { 0 };
+        let i = if t.is_finite() && t > 0.0 {
+            (t * self.fps) as usize
+        } else {
+            0
+        };
         self.frames.get(i.min(last))
     }
 
     /// Serialises to pretty RON.
     pub fn to_ron(&self) -> Result<String, TrackError> {
-        let config = ron::ser::PrettyConfig::new().depth_limit(3).compact_arrays(true);
+        let config = ron::ser::PrettyConfig::new()
+            .depth_limit(3)
+            .compact_arrays(true);
         ron::ser::to_string_pretty(self, config).map_err(|e| TrackError::Write {
             origin: "(in memory)".into(),
             reason: e.to_string(),
@@ -80,12 +89,13 @@ impl MotionTrack {
 
     /// Parses and validates RON; `origin` names the text in errors.
     pub fn from_ron(text: &str, origin: &str) -> Result<Self, TrackError> {
-        let track: MotionTrack = ron::Options::default()
-            .from_str(text)
-            .map_err(|error| TrackError::Syntax {
-                origin: origin.to_string(),
-                error,
-            })?;
+        let track: MotionTrack =
+            ron::Options::default()
+                .from_str(text)
+                .map_err(|error| TrackError::Syntax {
+                    origin: origin.to_string(),
+                    error: Box::new(error),
+                })?;
         track.validate(origin)?;
         Ok(track)
     }
@@ -97,7 +107,10 @@ impl MotionTrack {
             problem,
         };
         if !(self.fps.is_finite() && self.fps > 0.0) {
-            return Err(fail(format!("fps is {}, expected a positive number", self.fps)));
+            return Err(fail(format!(
+                "fps is {}, expected a positive number",
+                self.fps
+            )));
         }
         for (i, f) in self.frames.iter().enumerate() {
             if !frame_values(f).all(f32::is_finite) {
