@@ -159,5 +159,6 @@ fn empty_missing_corrupt_and_too_long_are_clear_errors() {
 fn silent_file_decodes() {
     let d = decode_file(speech("silence.wav"), &DecodeOptions::default()).unwrap();
     assert_eq!(d.samples.len(), 16_000);
-    assert!(d.samples.iter().all(|&v| v == 0.0));
+    // sox dithers its digital silence by an LSB or so.
+    assert!(d.samples.iter().all(|&v| v.abs() < 2e-4));
 }

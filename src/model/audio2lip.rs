@@ -6,7 +6,7 @@
 //! BatchNorm is folded into the convolution at load: `w' = w * g / sqrt(var + eps)`,
 //! `b' = (b - mean) * g / sqrt(var + eps) + beta`, so a block is one convolution.
 //! candle's conv2d takes one stride for both axes, so a (3, 1) or (3, 2) stride runs the
-//! convolution at the smaller stride and keeps every 3rd row (or column).
+//! convolution at the strides' common divisor (1) and keeps every 3rd row / 2nd column.
 
 use crate::audio::{MEL_BANDS, MEL_WINDOW};
 use crate::motion::LIP_DIM;
@@ -64,6 +64,10 @@ const BLOCKS: [BlockSpec; 13] = [
     (512, 512, 1, (1, 1), 0, false),
 ];
 
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a.max(1) } else { gcd(b, a % b) }
+}
+
 /// One `audio_encoder.{i}` block with BatchNorm folded in.
 struct ConvBlock {
     weight: Tensor,
@@ -112,19 +116,16 @@ impl ConvBlock {
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let (sr, sc) = self.stride;
-        let common = sr.min(sc);
+        // Convolve at the common divisor of the two strides, then keep every k-th row/column.
+        let common = gcd(sr, sc);
         let mut y = x.conv2d(&self.weight, self.padding, common, 1, 1)?;
-        // Non-square stride: subsample the axis with the larger stride.
-        if sr != sc {
-            let (axis, step) = if sr > sc {
-                (2, sr / common)
-            } else {
-                (3, sc / common)
-            };
-            let len = y.dim(axis)?;
-            let keep: Vec<u32> = (0..len as u32).step_by(step).collect();
-            let idx = Tensor::new(keep.as_slice(), y.device())?;
-            y = y.index_select(&idx, axis)?;
+        for (axis, step) in [(2, sr / common), (3, sc / common)] {
+            if step > 1 {
+                let len = y.dim(axis)?;
+                let keep: Vec<u32> = (0..len as u32).step_by(step).collect();
+                let idx = Tensor::new(keep.as_slice(), y.device())?;
+                y = y.index_select(&idx, axis)?;
+            }
         }
         y = y.broadcast_add(&self.bias)?;
         if self.residual {
