@@ -72,7 +72,8 @@ pub struct ResolvedExpression {
 impl ResolvedExpression {
     /// Linear interpolation, `t` in [0, 1].
     pub fn lerp(&self, other: &Self, t: f32) -> Self {
-        let l = |a: f32, b: f32| a + (b - a) * t;
+        // This form is exact at both ends.
+        let l = |a: f32, b: f32| a * (1.0 - t) + b * t;
         let (a, b) = (&self.look, &other.look);
         Self {
             exp: std::array::from_fn(|i| l(self.exp[i], other.exp[i])),
@@ -180,7 +181,7 @@ impl EmotionLibrary {
     }
 
     /// Parses a RON list of custom emotions, e.g.
-    /// `[(name: "smug", exp: [0.1, ...10 numbers], look: Some((smile: 0.4)))]`, validates
+    /// `[(name: "smug", exp: (0.1, ...10 numbers), look: (smile: 0.4))]`, validates
     /// them and adds them. `origin` names the text in errors.
     pub fn load_custom_ron(
         &mut self,
@@ -188,7 +189,7 @@ impl EmotionLibrary {
         origin: &str,
     ) -> Result<Vec<String>, EmotionError> {
         let list: Vec<CustomEmotion> =
-            ron::Options::default()
+            crate::motion::ron_options()
                 .from_str(text)
                 .map_err(|error| EmotionError::Syntax {
                     origin: origin.to_string(),
@@ -458,7 +459,7 @@ mod tests {
     #[test]
     fn custom_emotions_load_and_report_positions() {
         let mut lib = EmotionLibrary::new();
-        let text = r#"[(name: "Smug", exp: [1,2,3,4,5,6,7,8,9,10], look: Some((smile: 0.4, squint: 0.2)))]"#;
+        let text = r#"[(name: "Smug", exp: (1,2,3,4,5,6,7,8,9,10), look: (smile: 0.4, squint: 0.2))]"#;
         assert_eq!(
             lib.load_custom_ron(text, "smug.ron").unwrap(),
             vec!["smug".to_string()]
@@ -467,7 +468,7 @@ mod tests {
         assert_eq!(r.exp[9], 10.0);
         assert_eq!(r.look.smile, 0.4);
         assert_eq!(r.look.eye_open, 1.0);
-        let bad = "[\n  (name: \"x\", exp: [1, 2,, 3])\n]";
+        let bad = "[\n  (name: \"x\", exp: (1, 2,, 3))\n]";
         let msg = lib.load_custom_ron(bad, "bad.ron").unwrap_err().to_string();
         assert!(msg.starts_with("bad.ron:2:"), "{msg}");
     }

@@ -22,3 +22,10 @@ pub use mix::{
 pub use pose::{IdleSettings, PoseError, PoseKey, PosePlayer, PoseSource, PoseTrack};
 pub use script::{EmotionKey, EmotionScript, ScriptError, ScriptPlayer};
 pub use track::{MotionTrack, TrackError};
+
+/// RON options of every motion file (emotions, scripts, pose tracks, baked tracks):
+/// `Option` fields may be written without `Some(..)`. Fixed-size number lists (10
+/// expression, 6 pose, 20 lip coefficients) are tuples: `(0.1, 0.2, ...)`.
+pub fn ron_options() -> ron::Options {
+    ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
+}

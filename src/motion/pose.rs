@@ -45,7 +45,7 @@ pub struct PoseKey {
     pub coeffs: Option<[f32; POSE_DIM]>,
 }
 
-/// A recorded pose track at 25 fps, e.g. `(frames: [(head: (yaw: 0.1)), (coeffs: Some([..6]))])`.
+/// A recorded pose track at 25 fps, e.g. `(frames: [(head: (yaw: 0.1)), (coeffs: (0, 0, 0, 0, 0, 0))])`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PoseTrack {
     /// Frames in order.
@@ -56,7 +56,7 @@ impl PoseTrack {
     /// Parses and validates a RON track; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, PoseError> {
         let track: PoseTrack =
-            ron::Options::default()
+            crate::motion::ron_options()
                 .from_str(text)
                 .map_err(|error| PoseError::Syntax {
                     origin: origin.to_string(),
@@ -299,7 +299,7 @@ mod tests {
 
     #[test]
     fn nan_in_a_track_names_the_frame() {
-        let text = "(frames: [(head: (yaw: 0.1)), (coeffs: Some([0, 0, NaN, 0, 0, 0]))])";
+        let text = "(frames: [(head: (yaw: 0.1)), (coeffs: (0, 0, NaN, 0, 0, 0))])";
         let msg = PoseTrack::parse(text, "walk.ron").unwrap_err().to_string();
         assert!(
             msg.contains("frame 1") && msg.contains("coeffs[2]"),

@@ -100,7 +100,7 @@ impl EmotionScript {
     /// Parses and checks the structure (not the names: see [`EmotionScript::validate`]).
     pub fn parse(text: &str, origin: &str) -> Result<Self, ScriptError> {
         let mut script: EmotionScript =
-            ron::Options::default()
+            crate::motion::ron_options()
                 .from_str(text)
                 .map_err(|error| ScriptError::Syntax {
                     origin: origin.to_string(),
