@@ -91,9 +91,20 @@ fn bilabial_closure_presses_the_lips() {
     assert!(peak > 0.5, "peak pressed {peak}");
     // The closure lies between the two vowels, with the jaw nearly shut there.
     let open = m.iter().map(|c| c.jaw_open).fold(0.0, f32::max);
-    assert!(m[..k].iter().any(|c| c.jaw_open > 0.5 * open), "no vowel before the closure");
-    assert!(m[k..].iter().any(|c| c.jaw_open > 0.5 * open), "no vowel after the closure");
-    assert!(m[k].jaw_open < 0.4 * open, "jaw {} vs vowel {}", m[k].jaw_open, open);
+    assert!(
+        m[..k].iter().any(|c| c.jaw_open > 0.5 * open),
+        "no vowel before the closure"
+    );
+    assert!(
+        m[k..].iter().any(|c| c.jaw_open > 0.5 * open),
+        "no vowel after the closure"
+    );
+    assert!(
+        m[k].jaw_open < 0.4 * open,
+        "jaw {} vs vowel {}",
+        m[k].jaw_open,
+        open
+    );
     // The vowels around it are not pressed.
     assert!(pressed[m.len() / 8] < 0.3);
 }
@@ -105,8 +116,14 @@ fn sentence_moves_the_mouth() {
     let jaw: Vec<f32> = m.iter().map(|c| c.jaw_open).collect();
     let mean = jaw.iter().sum::<f32>() / jaw.len() as f32;
     let sd = (jaw.iter().map(|j| (j - mean).powi(2)).sum::<f32>() / jaw.len() as f32).sqrt();
-    let closures = m.windows(2).filter(|w| w[0].lips_pressed <= 0.5 && w[1].lips_pressed > 0.5).count();
-    println!("sentence: {} frames, jaw mean {mean:.2} sd {sd:.2}, {closures} lip closures", m.len());
+    let closures = m
+        .windows(2)
+        .filter(|w| w[0].lips_pressed <= 0.5 && w[1].lips_pressed > 0.5)
+        .count();
+    println!(
+        "sentence: {} frames, jaw mean {mean:.2} sd {sd:.2}, {closures} lip closures",
+        m.len()
+    );
     assert!(sd > 0.15, "the jaw barely moves");
     assert!((3..=10).contains(&closures), "{closures} closures");
 }

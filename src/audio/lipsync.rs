@@ -285,7 +285,11 @@ impl LipSync {
         let ramp = |x: f32, a: f32, b: f32| ((x - a) / (b - a)).clamp(0.0, 1.0);
         // Nasal murmur / closure: almost all energy below 500 Hz and a first resonance
         // lower than any vowel's (an "oo" has F1 near 300-350 Hz and less low-band share).
-        let low_f1 = if f.f1 > 0.0 { 1.0 - ramp(f.f1, 270.0, 340.0) } else { 1.0 };
+        let low_f1 = if f.f1 > 0.0 {
+            1.0 - ramp(f.f1, 270.0, 340.0)
+        } else {
+            1.0
+        };
         let pressed = ramp(f.low_ratio, 0.80, 0.92) * low_f1;
         let openness = if f.f1 > 0.0 {
             ramp(f.f1, 280.0, 750.0)

@@ -459,7 +459,8 @@ mod tests {
     #[test]
     fn custom_emotions_load_and_report_positions() {
         let mut lib = EmotionLibrary::new();
-        let text = r#"[(name: "Smug", exp: (1,2,3,4,5,6,7,8,9,10), look: (smile: 0.4, squint: 0.2))]"#;
+        let text =
+            r#"[(name: "Smug", exp: (1,2,3,4,5,6,7,8,9,10), look: (smile: 0.4, squint: 0.2))]"#;
         assert_eq!(
             lib.load_custom_ron(text, "smug.ron").unwrap(),
             vec!["smug".to_string()]

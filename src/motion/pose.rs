@@ -55,13 +55,12 @@ pub struct PoseTrack {
 impl PoseTrack {
     /// Parses and validates a RON track; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, PoseError> {
-        let track: PoseTrack =
-            crate::motion::ron_options()
-                .from_str(text)
-                .map_err(|error| PoseError::Syntax {
-                    origin: origin.to_string(),
-                    error: Box::new(error),
-                })?;
+        let track: PoseTrack = crate::motion::ron_options()
+            .from_str(text)
+            .map_err(|error| PoseError::Syntax {
+                origin: origin.to_string(),
+                error: Box::new(error),
+            })?;
         track.validate(origin)?;
         Ok(track)
     }

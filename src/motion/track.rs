@@ -89,13 +89,12 @@ impl MotionTrack {
 
     /// Parses and validates RON; `origin` names the text in errors.
     pub fn from_ron(text: &str, origin: &str) -> Result<Self, TrackError> {
-        let track: MotionTrack =
-            crate::motion::ron_options()
-                .from_str(text)
-                .map_err(|error| TrackError::Syntax {
-                    origin: origin.to_string(),
-                    error: Box::new(error),
-                })?;
+        let track: MotionTrack = crate::motion::ron_options()
+            .from_str(text)
+            .map_err(|error| TrackError::Syntax {
+                origin: origin.to_string(),
+                error: Box::new(error),
+            })?;
         track.validate(origin)?;
         Ok(track)
     }
