@@ -26,3 +26,4 @@ pub fn emit(figure: serde_json::Value) -> serde_json::Value {
     println!("{figure}");
     figure
 }
+pub mod audio;
