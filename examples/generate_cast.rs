@@ -566,12 +566,8 @@ fn draw(c: &Character) -> (Canvas, FaceRig) {
     // Collars in front of the neck.
     match c.collar {
         Collar::Turtleneck => {
-            let band = |x: f32, y: f32| {
-                ((x - l.cx).abs() - 33.0)
-                    .max(210.0 - y)
-                    .max(y - 250.0)
-                    - 3.0
-            };
+            let band =
+                |x: f32, y: f32| ((x - l.cx).abs() - 33.0).max(210.0 - y).max(y - 250.0) - 3.0;
             cv.fill(
                 FULL,
                 band,

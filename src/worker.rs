@@ -75,10 +75,7 @@ pub enum WorkerEvent {
     /// The identity is registered and can be rendered.
     IdentityReady(IdentityId),
     /// Registering the identity failed; its frames will fail too.
-    IdentityFailed {
-        identity: IdentityId,
-        error: String,
-    },
+    IdentityFailed { identity: IdentityId, error: String },
     /// Rendering these frames failed (the worker keeps running).
     RenderFailed {
         identities: Vec<IdentityId>,
@@ -368,12 +365,7 @@ impl WorkerThread {
                 renderer.remove_identity(id);
             }
             Command::InjectPanic => {
-                let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    panic!("injected panic (test hook)")
-                }));
-                if let Err(p) = r {
-                    self.restart(renderer, panic_message(&*p));
-                }
+                self.restart(renderer, "injected panic (test hook)".into());
             }
             Command::Render(jobs) => self.render_jobs(renderer, jobs),
         }
@@ -431,7 +423,9 @@ impl WorkerThread {
             let micros = t0.elapsed().as_micros() as u64;
             match result {
                 Ok(Ok(frames)) => {
-                    self.stats.render_micros.fetch_add(micros, Ordering::Relaxed);
+                    self.stats
+                        .render_micros
+                        .fetch_add(micros, Ordering::Relaxed);
                     self.stats
                         .last_frame_micros
                         .store(micros / chunk.len() as u64, Ordering::Relaxed);
@@ -490,7 +484,10 @@ mod tests {
             reqs.iter()
                 .map(|r| {
                     if !self.ids.contains(&r.identity) {
-                        return Err(RenderError::UnknownIdentity(r.identity, Backend::Procedural));
+                        return Err(RenderError::UnknownIdentity(
+                            r.identity,
+                            Backend::Procedural,
+                        ));
                     }
                     assert!(r.motion.mouth.jaw_open >= 0.0, "bad jaw");
                     let v = (r.motion.mouth.jaw_open * 255.0) as u8;
@@ -625,8 +622,11 @@ mod tests {
 
     #[test]
     fn a_failing_factory_is_reported_at_spawn() {
-        let factory: RendererFactory =
-            Arc::new(|| Err(RenderError::Model("checkpoint ckpts/EDTalk.pt: truncated".into())));
+        let factory: RendererFactory = Arc::new(|| {
+            Err(RenderError::Model(
+                "checkpoint ckpts/EDTalk.pt: truncated".into(),
+            ))
+        });
         let err = Worker::spawn(factory, WorkerSettings::default())
             .err()
             .unwrap();

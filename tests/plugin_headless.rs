@@ -275,7 +275,10 @@ fn a_scripted_line_follows_its_timeline() {
     let mut app = app(&dir);
     let face = spawn_face(&mut app);
     settle(&mut app, 8);
-    let script = app.world().resource::<AssetServer>().load("line.emotion.ron");
+    let script = app
+        .world()
+        .resource::<AssetServer>()
+        .load("line.emotion.ron");
     let line = app
         .world_mut()
         .resource_mut::<Assets<VoiceLine>>()
@@ -286,7 +289,13 @@ fn a_scripted_line_follows_its_timeline() {
     for _ in 0..50 {
         step(&mut app);
         if let Some(p) = playback_position(&app, face) {
-            let label = app.world().get::<EmotionState>(face).unwrap().target().label.clone();
+            let label = app
+                .world()
+                .get::<EmotionState>(face)
+                .unwrap()
+                .target()
+                .label
+                .clone();
             labels.push((p, label));
         }
     }
@@ -350,7 +359,10 @@ fn bad_ron_and_a_missing_portrait_are_reported_and_the_app_keeps_running() {
         .spawn(Character(server.load("broken.character.ron")));
     let ghost = app
         .world_mut()
-        .spawn((FacePortrait::new(server.load("no_such_portrait.png")), Sprite::default()))
+        .spawn((
+            FacePortrait::new(server.load("no_such_portrait.png")),
+            Sprite::default(),
+        ))
         .id();
     let good = spawn_face(&mut app);
     let mut all = Vec::new();
@@ -365,7 +377,8 @@ fn bad_ron_and_a_missing_portrait_are_reported_and_the_app_keeps_running() {
         "{text:?}"
     );
     assert!(
-        all.iter().any(|e| e.message.contains("no_such_portrait.png")),
+        all.iter()
+            .any(|e| e.message.contains("no_such_portrait.png")),
         "{text:?}"
     );
     let _ = ghost;

@@ -37,7 +37,11 @@ impl Plugin for EnvScreenshotPlugin {
 }
 
 // Elapsed real time, not frame count: software Vulkan compiles pipelines for seconds.
-fn take_screenshot(mut commands: Commands, time: Res<Time<Real>>, mut plan: ResMut<ScreenshotPlan>) {
+fn take_screenshot(
+    mut commands: Commands,
+    time: Res<Time<Real>>,
+    mut plan: ResMut<ScreenshotPlan>,
+) {
     if plan.taken || time.elapsed_secs() < plan.after {
         return;
     }
@@ -46,7 +50,9 @@ fn take_screenshot(mut commands: Commands, time: Res<Time<Real>>, mut plan: ResM
     commands
         .spawn(Screenshot::primary_window())
         .observe(save_to_disk(plan.path.clone()))
-        .observe(|_: On<ScreenshotCaptured>, mut exit: MessageWriter<AppExit>| {
-            exit.write(AppExit::Success);
-        });
+        .observe(
+            |_: On<ScreenshotCaptured>, mut exit: MessageWriter<AppExit>| {
+                exit.write(AppExit::Success);
+            },
+        );
 }

@@ -1,4 +1,510 @@
-//! `edtalk`: offline rendering, baking, checkpoint inspection and benchmarks.
-fn main() {
-    eprintln!("edtalk: no commands yet");
+//! `edtalk`: offline rendering, lip-sync baking, coefficient extraction, checkpoint
+//! inspection and benchmarks. `edtalk --help` lists the commands.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use bevy_edtalk::audio::{DecodeOptions, decode_file};
+use bevy_edtalk::bench::BenchOptions;
+use bevy_edtalk::model::audio2lip::Audio2Lip;
+use bevy_edtalk::model::checkpoint::load_state_dict;
+use bevy_edtalk::model::ckpt_dir::CheckpointDir;
+use bevy_edtalk::motion::{
+    Audio2Motion, Emotion, EmotionInput, EmotionMix, EmotionScript, IdleSettings, MotionConfig,
+    MotionFrame, MotionTrack, PoseSource, PoseTrack,
+};
+use bevy_edtalk::render::neural::NeuralRenderer;
+use bevy_edtalk::render::procedural::ProceduralRenderer;
+use bevy_edtalk::render::rig::FaceRig;
+use bevy_edtalk::render::{FaceFrame, FaceRenderer, FaceRequest, Portrait};
+use candle_core::{DType, Device};
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Parser)]
+#[command(
+    name = "edtalk",
+    version,
+    about = "Talking, emotional portraits: offline tools"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+enum BackendArg {
+    Auto,
+    Neural,
+    Procedural,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Render a talking portrait from an audio file (the official demo, offline).
+    Render {
+        #[arg(long)]
+        portrait: PathBuf,
+        #[arg(long)]
+        audio: PathBuf,
+        /// One of the eight emotions (angry, contempt, disgusted, fear, happy, neutral, sad,
+        /// surprised).
+        #[arg(long, conflicts_with = "script")]
+        emotion: Option<String>,
+        /// An emotion script (RON timeline).
+        #[arg(long)]
+        script: Option<PathBuf>,
+        /// `fixed` (the portrait's own pose), `idle`, or a pose track file (RON).
+        #[arg(long, default_value = "fixed")]
+        pose: String,
+        /// A baked motion track (from `edtalk bake`) instead of analysing the audio.
+        #[arg(long)]
+        track: Option<PathBuf>,
+        /// Face rig (RON) for the procedural renderer; default: `<portrait>.rig.ron` if
+        /// present, else the default rig.
+        #[arg(long)]
+        rig: Option<PathBuf>,
+        #[arg(long, default_value = "ckpts")]
+        ckpts: PathBuf,
+        #[arg(long, value_enum, default_value = "auto")]
+        backend: BackendArg,
+        /// Directory for one PNG per 25 fps frame (frame_00000.png, ...).
+        #[arg(long)]
+        frames_out: Option<PathBuf>,
+        #[arg(long)]
+        gif: Option<PathBuf>,
+        #[arg(long)]
+        apng: Option<PathBuf>,
+    },
+    /// Bake a line's motion track to RON (Audio2Lip mouth coefficients when the
+    /// checkpoint is there, the DSP mouth controls always).
+    Bake {
+        #[arg(long)]
+        audio: PathBuf,
+        #[arg(long, default_value = "ckpts")]
+        ckpts: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Mouth, pose and expression coefficients of driving images (EDTalk-V), as a motion
+    /// track in RON.
+    Extract {
+        /// Directory of frames (png/jpg), taken in name order.
+        #[arg(long)]
+        frames: PathBuf,
+        #[arg(long, default_value = "ckpts")]
+        ckpts: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// List the checkpoints in a directory: sizes, tensors, parameters.
+    Inspect {
+        #[arg(long, default_value = "ckpts")]
+        ckpts: PathBuf,
+    },
+    /// Engine benchmarks, one JSON line per figure.
+    Bench {
+        /// Inference threads.
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Fewer iterations.
+        #[arg(long)]
+        quick: bool,
+        /// Only these groups (neural, audio, procedural).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+    },
+}
+
+type CliResult<T> = Result<T, String>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Render {
+            portrait,
+            audio,
+            emotion,
+            script,
+            pose,
+            track,
+            rig,
+            ckpts,
+            backend,
+            frames_out,
+            gif,
+            apng,
+        } => render(RenderJob {
+            portrait,
+            audio,
+            emotion,
+            script,
+            pose,
+            track,
+            rig,
+            ckpts,
+            backend,
+            frames_out,
+            gif,
+            apng,
+        }),
+        Command::Bake { audio, ckpts, out } => bake(&audio, &ckpts, &out),
+        Command::Extract { frames, ckpts, out } => extract(&frames, &ckpts, &out),
+        Command::Inspect { ckpts } => inspect(&ckpts),
+        Command::Bench {
+            threads,
+            quick,
+            only,
+        } => bench(threads, quick, &only),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("edtalk: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct RenderJob {
+    portrait: PathBuf,
+    audio: PathBuf,
+    emotion: Option<String>,
+    script: Option<PathBuf>,
+    pose: String,
+    track: Option<PathBuf>,
+    rig: Option<PathBuf>,
+    ckpts: PathBuf,
+    backend: BackendArg,
+    frames_out: Option<PathBuf>,
+    gif: Option<PathBuf>,
+    apng: Option<PathBuf>,
+}
+
+fn load_audio2lip(ckpts: &CheckpointDir) -> CliResult<Option<Arc<Audio2Lip>>> {
+    let Some(path) = &ckpts.audio2lip else {
+        return Ok(None);
+    };
+    let tensors = load_state_dict(path, Some("audio2lip")).map_err(|e| e.to_string())?;
+    let model = Audio2Lip::from_tensors(tensors, &Device::Cpu)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Some(Arc::new(model)))
+}
+
+fn pose_source(arg: &str) -> CliResult<PoseSource> {
+    Ok(match arg {
+        "fixed" => PoseSource::Fixed,
+        "idle" => PoseSource::Idle(IdleSettings::default()),
+        path => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("pose track {path}: cannot read: {e}"))?;
+            PoseSource::Track(PoseTrack::parse(&text, path).map_err(|e| e.to_string())?)
+        }
+    })
+}
+
+fn emotion_input(emotion: Option<&str>, script: Option<&Path>) -> CliResult<EmotionInput> {
+    if let Some(name) = emotion {
+        let e = Emotion::from_name(name).ok_or_else(|| {
+            format!(
+                "unknown emotion {name:?}; expected one of {}",
+                Emotion::ALL.map(|e| e.name()).join(", ")
+            )
+        })?;
+        return Ok(EmotionInput::Mix(EmotionMix::single(e.name(), 1.0)));
+    }
+    if let Some(path) = script {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        let origin = path.display().to_string();
+        let script = EmotionScript::parse(&text, &origin).map_err(|e| e.to_string())?;
+        return Ok(EmotionInput::Script(script));
+    }
+    Ok(EmotionInput::Own)
+}
+
+fn render(job: RenderJob) -> CliResult<()> {
+    if job.frames_out.is_none() && job.gif.is_none() && job.apng.is_none() {
+        return Err("nothing to write: give --frames-out DIR, --gif FILE or --apng FILE".into());
+    }
+    let portrait = Portrait::load(&job.portrait).map_err(|e| e.to_string())?;
+    let ckpts = CheckpointDir::scan(&job.ckpts);
+    let neural = match job.backend {
+        BackendArg::Procedural => false,
+        BackendArg::Auto => ckpts.neural_ready(),
+        BackendArg::Neural => {
+            if !ckpts.neural_ready() {
+                return Err(format!(
+                    "--backend neural needs EDTalk.pt (or EDTalk_lip_pose.pt) and Audio2Lip.pt in {}",
+                    job.ckpts.display()
+                ));
+            }
+            true
+        }
+    };
+    let frames: Vec<MotionFrame> = match &job.track {
+        Some(path) => MotionTrack::load(path).map_err(|e| e.to_string())?.frames,
+        None => {
+            let audio =
+                decode_file(&job.audio, &DecodeOptions::default()).map_err(|e| e.to_string())?;
+            let model = if neural {
+                load_audio2lip(&ckpts)?
+            } else {
+                None
+            };
+            let config = MotionConfig {
+                emotion: emotion_input(job.emotion.as_deref(), job.script.as_deref())?,
+                pose: pose_source(&job.pose)?,
+                ..Default::default()
+            };
+            Audio2Motion::new(config, model)
+                .generate(&audio.samples)
+                .map_err(|e| e.to_string())?
+        }
+    };
+    if frames.is_empty() {
+        return Err(format!(
+            "{}: shorter than one 25 fps frame (640 samples at 16 kHz)",
+            job.audio.display()
+        ));
+    }
+    let mut renderer: Box<dyn FaceRenderer> = if neural {
+        let path = ckpts.generator().expect("neural_ready checked");
+        eprintln!("edtalk: neural renderer ({})", path.display());
+        Box::new(NeuralRenderer::load(path, &Device::Cpu, DType::F32).map_err(|e| e.to_string())?)
+    } else {
+        eprintln!("edtalk: procedural renderer");
+        Box::new(ProceduralRenderer::new())
+    };
+    let rig = load_rig(job.rig.as_deref(), &job.portrait)?;
+    renderer
+        .set_identity(0, &portrait, rig.as_ref())
+        .map_err(|e| e.to_string())?;
+    if let Some(dir) = &job.frames_out {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let bar = progress(frames.len() as u64, "rendering");
+    let mut out: Vec<FaceFrame> = Vec::new();
+    let keep = job.gif.is_some() || job.apng.is_some();
+    for (chunk_index, chunk) in frames.chunks(4).enumerate() {
+        let requests: Vec<FaceRequest> = chunk
+            .iter()
+            .map(|m| FaceRequest {
+                identity: 0,
+                motion: m.clone(),
+            })
+            .collect();
+        let rendered = renderer.render(&requests).map_err(|e| e.to_string())?;
+        for (k, frame) in rendered.into_iter().enumerate() {
+            let index = chunk_index * 4 + k;
+            if let Some(dir) = &job.frames_out {
+                let path = dir.join(format!("frame_{index:05}.png"));
+                image::save_buffer(
+                    &path,
+                    &frame.rgba,
+                    frame.width,
+                    frame.height,
+                    image::ExtendedColorType::Rgba8,
+                )
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            if keep {
+                out.push(frame);
+            }
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    if let Some(path) = &job.gif {
+        write_gif(path, &out)?;
+    }
+    if let Some(path) = &job.apng {
+        write_apng(path, &out)?;
+    }
+    eprintln!("edtalk: {} frames at 25 fps", frames.len());
+    Ok(())
+}
+
+fn load_rig(explicit: Option<&Path>, portrait: &Path) -> CliResult<Option<FaceRig>> {
+    let sibling = portrait.with_extension("rig.ron");
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None if sibling.is_file() => sibling,
+        None => return Ok(None),
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    FaceRig::from_ron(&text, &path.display().to_string())
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+fn progress(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {eta}") {
+        bar.set_style(style);
+    }
+    bar.set_message(what.to_string());
+    bar
+}
+
+fn write_gif(path: &Path, frames: &[FaceFrame]) -> CliResult<()> {
+    use image::codecs::gif::{GifEncoder, Repeat};
+    let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut encoder = GifEncoder::new_with_speed(std::io::BufWriter::new(file), 10);
+    encoder
+        .set_repeat(Repeat::Infinite)
+        .map_err(|e| e.to_string())?;
+    for f in frames {
+        let img = image::RgbaImage::from_raw(f.width, f.height, f.rgba.clone())
+            .ok_or("frame buffer size mismatch")?;
+        let frame = image::Frame::from_parts(img, 0, 0, image::Delay::from_numer_denom_ms(40, 1));
+        encoder
+            .encode_frame(frame)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn write_apng(path: &Path, frames: &[FaceFrame]) -> CliResult<()> {
+    let err = |e: png::EncodingError| format!("{}: {e}", path.display());
+    let first = frames.first().ok_or("no frames")?;
+    let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), first.width, first.height);
+    encoder.set_color(png::ColorType::Rgba);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_animated(frames.len() as u32, 0).map_err(err)?;
+    encoder.set_frame_delay(1, 25).map_err(err)?;
+    let mut writer = encoder.write_header().map_err(err)?;
+    for f in frames {
+        writer.write_image_data(&f.rgba).map_err(err)?;
+    }
+    writer.finish().map_err(err)
+}
+
+fn bake(audio: &Path, ckpts: &Path, out: &Path) -> CliResult<()> {
+    let decoded = decode_file(audio, &DecodeOptions::default()).map_err(|e| e.to_string())?;
+    let model = load_audio2lip(&CheckpointDir::scan(ckpts))?;
+    let with_model = model.is_some();
+    let track = Audio2Motion::new(MotionConfig::default(), model)
+        .bake(&decoded.samples)
+        .map_err(|e| e.to_string())?;
+    track.save(out).map_err(|e| e.to_string())?;
+    eprintln!(
+        "edtalk: {} frames baked to {} ({})",
+        track.frames.len(),
+        out.display(),
+        if with_model {
+            "Audio2Lip mouth coefficients + DSP mouth controls"
+        } else {
+            "DSP mouth controls; no Audio2Lip checkpoint"
+        }
+    );
+    Ok(())
+}
+
+fn extract(frames_dir: &Path, ckpts: &Path, out: &Path) -> CliResult<()> {
+    let found = CheckpointDir::scan(ckpts);
+    let path = found.generator().ok_or_else(|| {
+        format!(
+            "extract needs EDTalk.pt (or EDTalk_lip_pose.pt) in {}",
+            ckpts.display()
+        )
+    })?;
+    let renderer =
+        NeuralRenderer::load(path, &Device::Cpu, DType::F32).map_err(|e| e.to_string())?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(frames_dir)
+        .map_err(|e| format!("{}: {e}", frames_dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(format!("{}: no png/jpg frames", frames_dir.display()));
+    }
+    let bar = progress(files.len() as u64, "extracting");
+    let mut track = MotionTrack::new(Vec::with_capacity(files.len()));
+    for file in &files {
+        let portrait = Portrait::load(file).map_err(|e| e.to_string())?;
+        let c = renderer
+            .coefficients_of(&portrait)
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        track.frames.push(MotionFrame {
+            lip_coeffs: Some(c.lip),
+            pose_coeffs: Some(c.pose),
+            exp_coeffs: c.exp,
+            ..Default::default()
+        });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    track.save(out).map_err(|e| e.to_string())?;
+    eprintln!(
+        "edtalk: {} frames of coefficients to {}",
+        files.len(),
+        out.display()
+    );
+    Ok(())
+}
+
+fn inspect(dir: &Path) -> CliResult<()> {
+    let found = CheckpointDir::scan(dir);
+    let entries = [
+        ("EDTalk", &found.edtalk, "gen"),
+        ("EDTalk_lip_pose", &found.lip_pose, "gen"),
+        ("Audio2Lip", &found.audio2lip, "audio2lip"),
+    ];
+    println!("checkpoints in {}:", dir.display());
+    for (name, path, key) in entries {
+        let Some(path) = path else {
+            println!("  {name:<16} missing");
+            continue;
+        };
+        let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        match load_state_dict(path, Some(key)) {
+            Ok(tensors) => {
+                let params: usize = tensors.values().map(|t| t.elem_count()).sum();
+                println!(
+                    "  {name:<16} {} ({:.1} MB): {} tensors, {params} parameters",
+                    path.display(),
+                    bytes as f64 / 1e6,
+                    tensors.len()
+                );
+            }
+            Err(e) => println!("  {name:<16} {} unreadable: {e}", path.display()),
+        }
+    }
+    let tier = if found.neural_ready() {
+        "neural"
+    } else {
+        "procedural (neural needs a generator and Audio2Lip)"
+    };
+    println!("backend auto would pick: {tier}");
+    Ok(())
+}
+
+fn bench(threads: Option<usize>, quick: bool, only: &[String]) -> CliResult<()> {
+    let mut opts = BenchOptions {
+        quick,
+        ..Default::default()
+    };
+    if let Some(t) = threads {
+        opts.threads = t.max(1);
+    }
+    let want = |g: &str| only.is_empty() || only.iter().any(|o| o == g);
+    if want("procedural") {
+        bevy_edtalk::bench::procedural::run(&opts);
+    }
+    if want("audio") {
+        bevy_edtalk::bench::audio::run(&opts);
+    }
+    if want("neural") {
+        bevy_edtalk::bench::neural::run(&opts).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }

@@ -9,13 +9,11 @@ use bevy::prelude::*;
 use serde::Deserialize;
 
 use super::BackendChoice;
-use crate::motion::Emotion;
+use crate::audio::DecodeOptions;
+use crate::motion::{Emotion, EmotionLibrary, EmotionScript};
 use crate::render::rig::FaceRig;
 
-/// Longest voice line accepted; longer files are rejected instead of filling memory.
-pub const MAX_LINE_SECONDS: f64 = 600.0;
-
-/// A decoded voice line: mono samples at the file's rate.
+/// A decoded voice line: 16 kHz mono samples (what lip-sync needs, and what is played).
 #[derive(Asset, TypePath, Clone, Debug)]
 pub struct VoiceLine {
     pub samples: Arc<[f32]>,
@@ -109,94 +107,38 @@ impl AssetLoader for VoiceLineLoader {
     }
 }
 
-/// Decodes an encoded voice line to mono.
+/// Decodes an encoded voice line (any rate and channel count) to 16 kHz mono.
 pub(crate) fn decode_voice(bytes: Vec<u8>, path: &str) -> Result<VoiceLine, RonAssetError> {
-    let invalid = |message: String| RonAssetError::Invalid {
-        path: path.to_string(),
-        message,
-    };
-    if bytes.is_empty() {
-        return Err(invalid("empty file".into()));
-    }
-    let data = kira::sound::static_sound::StaticSoundData::from_cursor(std::io::Cursor::new(bytes))
-        .map_err(|e| invalid(format!("not a playable audio file: {e}")))?;
-    let seconds = data.frames.len() as f64 / data.sample_rate.max(1) as f64;
-    if seconds > MAX_LINE_SECONDS {
-        return Err(invalid(format!(
-            "{seconds:.0} s long; voice lines are limited to {MAX_LINE_SECONDS:.0} s"
-        )));
-    }
-    if data.frames.is_empty() {
-        return Err(invalid("no audio samples".into()));
-    }
-    let samples: Arc<[f32]> = data
-        .frames
-        .iter()
-        .map(|f| {
-            let m = 0.5 * (f.left + f.right);
-            if m.is_finite() { m.clamp(-1.0, 1.0) } else { 0.0 }
-        })
-        .collect();
+    let decoded =
+        crate::audio::decode_bytes(bytes, path, &DecodeOptions::default()).map_err(|e| {
+            RonAssetError::Invalid {
+                path: path.to_string(),
+                message: e.to_string(),
+            }
+        })?;
     Ok(VoiceLine {
-        samples,
-        sample_rate: data.sample_rate,
+        samples: decoded.samples.into(),
+        sample_rate: crate::audio::SAMPLE_RATE,
     })
 }
 
-/// Emotion at a point of a script, or a character's default.
+/// A character's default emotion: `(emotion: "happy", intensity: 0.5)`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct EmotionKey {
-    /// Seconds from the line's start.
-    #[serde(default)]
-    pub at: f32,
+pub struct DefaultEmotion {
     /// One of the eight emotion names.
     pub emotion: String,
     /// 0..1 (above 1 exaggerates).
     #[serde(default = "one")]
     pub intensity: f32,
-    /// Seconds to blend from the previous expression.
-    #[serde(default = "default_blend")]
-    pub blend: f32,
 }
 
 fn one() -> f32 {
     1.0
 }
-fn default_blend() -> f32 {
-    0.3
-}
 
-/// An emotion timeline for a line: `(keys: [(at: 0.0, emotion: "happy"), ...])`.
-#[derive(Asset, TypePath, Clone, Debug, Deserialize, PartialEq)]
-pub struct EmotionScriptAsset {
-    pub keys: Vec<EmotionKey>,
-}
-
-impl EmotionScriptAsset {
-    /// Checks names, numbers and order; sorts keys by time.
-    fn validated(mut self, path: &str) -> Result<Self, RonAssetError> {
-        for (i, k) in self.keys.iter().enumerate() {
-            if Emotion::from_name(&k.emotion).is_none() {
-                return Err(RonAssetError::Invalid {
-                    path: path.into(),
-                    message: format!(
-                        "key {i}: unknown emotion {:?}; expected one of {}",
-                        k.emotion,
-                        emotion_names()
-                    ),
-                });
-            }
-            if !(k.at.is_finite() && k.intensity.is_finite() && k.blend.is_finite()) {
-                return Err(RonAssetError::Invalid {
-                    path: path.into(),
-                    message: format!("key {i}: at, intensity and blend must be finite numbers"),
-                });
-            }
-        }
-        self.keys.sort_by(|a, b| a.at.total_cmp(&b.at));
-        Ok(self)
-    }
-}
+/// An emotion timeline for a line (`*.emotion.ron`; format in [`EmotionScript`]).
+#[derive(Asset, TypePath, Clone, Debug)]
+pub struct EmotionScriptAsset(pub EmotionScript);
 
 pub(crate) fn emotion_names() -> String {
     Emotion::ALL.map(|e| e.name()).join(", ")
@@ -219,7 +161,17 @@ impl AssetLoader for EmotionScriptLoader {
     ) -> Result<EmotionScriptAsset, RonAssetError> {
         let bytes = read_all(reader, ctx).await?;
         let path = ctx.path().to_string();
-        parse_ron::<EmotionScriptAsset>(&bytes, &path)?.validated(&path)
+        let invalid = |message: String| RonAssetError::Invalid {
+            path: path.clone(),
+            message,
+        };
+        let text = String::from_utf8(bytes).map_err(|e| invalid(format!("not UTF-8: {e}")))?;
+        // The script's own errors already carry the file, line and column.
+        let script = EmotionScript::parse(&text, &path).map_err(|e| invalid(e.to_string()))?;
+        script
+            .validate(&EmotionLibrary::new(), &path)
+            .map_err(|e| invalid(e.to_string()))?;
+        Ok(EmotionScriptAsset(script))
     }
 
     fn extensions(&self) -> &[&str] {
@@ -236,7 +188,7 @@ struct CharacterFile {
     #[serde(default)]
     rig: Option<String>,
     #[serde(default)]
-    default_emotion: Option<EmotionKey>,
+    default_emotion: Option<DefaultEmotion>,
     #[serde(default)]
     backend: Option<BackendChoice>,
 }
@@ -257,7 +209,7 @@ pub struct CharacterAsset {
     pub portrait: Handle<Image>,
     pub crop: Option<[u32; 4]>,
     pub rig: Option<FaceRig>,
-    pub default_emotion: Option<EmotionKey>,
+    pub default_emotion: Option<DefaultEmotion>,
     /// Preference only: the plugin runs one backend for all faces (its settings').
     pub backend: Option<BackendChoice>,
 }
@@ -292,19 +244,25 @@ impl AssetLoader for CharacterLoader {
                 ),
             });
         }
-        let rig = match &file.rig {
+        let rig = match file.rig.clone() {
             Some(rig_path) => {
-                let rig_bytes = ctx.read_asset_bytes(rig_path.as_str()).await.map_err(|e| {
+                let rig_bytes = ctx.read_asset_bytes(rig_path.clone()).await.map_err(|e| {
                     RonAssetError::Invalid {
                         path: path.clone(),
                         message: format!("rig {rig_path}: {e}"),
                     }
                 })?;
-                Some(parse_ron::<FaceRig>(&rig_bytes, rig_path)?)
+                let text = String::from_utf8_lossy(&rig_bytes);
+                Some(
+                    FaceRig::from_ron(&text, &rig_path).map_err(|e| RonAssetError::Invalid {
+                        path: path.clone(),
+                        message: format!("rig: {e}"),
+                    })?,
+                )
             }
             None => None,
         };
-        let portrait = ctx.load(file.portrait.as_str());
+        let portrait = ctx.load(file.portrait.clone());
         Ok(CharacterAsset {
             name: file.name,
             portrait,

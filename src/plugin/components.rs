@@ -2,7 +2,9 @@ use bevy::prelude::*;
 
 use super::assets::CharacterAsset;
 use super::systems::FaceRuntime;
-use crate::motion::{EXP_DIM, Emotion, ExpressionControls};
+use crate::motion::{
+    EXP_DIM, Emotion, EmotionError, EmotionLibrary, EmotionMix, ExpressionControls,
+};
 use crate::render::rig::FaceRig;
 
 /// The identity: the portrait image a face is made from. Adding it makes the entity a
@@ -80,21 +82,25 @@ impl ExpressionTarget {
     }
 
     /// One predefined emotion at an intensity (0 = neutral, 1 = full; values above 1
-    /// exaggerate). Scales both the bank weights (from neutral's) and the look.
+    /// exaggerate, up to 2). Scales both the bank weights (from neutral's) and the look.
     pub fn emotion(emotion: Emotion, intensity: f32) -> Self {
-        let k = if intensity.is_finite() {
-            intensity.clamp(0.0, 2.0)
-        } else {
-            1.0
-        };
-        let neutral = Emotion::Neutral.exp_weights();
-        let target = emotion.exp_weights();
-        let exp = std::array::from_fn(|i| neutral[i] + (target[i] - neutral[i]) * k);
-        Self {
-            label: format!("{} x{k:.2}", emotion.name()),
-            exp: Some(exp),
-            look: lerp_look(&ExpressionControls::default(), &emotion.default_look(), k),
-        }
+        let mix = EmotionMix::single(emotion.name(), intensity);
+        Self::mix(&mix, &EmotionLibrary::new()).expect("built-in emotions always resolve")
+    }
+
+    /// A mix of emotions from a library (built-in plus custom ones).
+    pub fn mix(mix: &EmotionMix, library: &EmotionLibrary) -> Result<Self, EmotionError> {
+        let resolved = library.resolve(mix)?;
+        let names: Vec<String> = mix
+            .weights
+            .iter()
+            .map(|(n, w)| format!("{n}:{w:.2}"))
+            .collect();
+        Ok(Self {
+            label: format!("{} x{:.2}", names.join("+"), mix.intensity),
+            exp: Some(resolved.exp),
+            look: resolved.look,
+        })
     }
 }
 

@@ -37,6 +37,7 @@ pub use audio::{AudioOutput, EdTalkAudio};
 pub use components::{Character, EmotionState, ExpressionTarget, FacePortrait, TalkingFace};
 pub use diagnostics::EdTalkDiagnostics;
 pub use messages::{EdTalkError, SetEmotion, Speak, SpeechFinished, SpeechStarted, StopSpeaking};
+pub use systems::Emotions;
 
 use std::path::PathBuf;
 
@@ -139,6 +140,7 @@ impl Plugin for EdTalkPlugin {
             .add_message::<SpeechFinished>()
             .add_message::<EdTalkError>()
             .init_resource::<EdTalkDiagnostics>()
+            .init_resource::<Emotions>()
             .configure_sets(
                 Update,
                 (EdTalkSet::Input, EdTalkSet::Schedule, EdTalkSet::Upload).chain(),

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use super::assets::VoiceLine;
 use super::components::EmotionState;
 use super::{BackendChoice, EdTalkSettings};
-use crate::motion::{HeadPose, MotionFrame};
+use crate::model::audio2lip::Audio2Lip;
+use crate::motion::{Audio2Motion, HeadPose, MotionConfig, MotionFrame};
 use crate::render::procedural::ProceduralRenderer;
 use crate::render::{FaceRenderer, IdentityId};
 use crate::worker::RendererFactory;
@@ -32,31 +33,26 @@ pub(crate) fn renderer_factories(
     }
     let size = settings.face_resolution.clamp(32, 1024);
     out.push(Arc::new(move || {
-        Ok(Box::new(ProceduralRenderer::new(size)) as Box<dyn FaceRenderer>)
+        Ok(Box::new(ProceduralRenderer::with_size(size)) as Box<dyn FaceRenderer>)
     }));
     out
 }
 
-/// Decodes nothing (the loader did) and computes the mouth track of a line.
-pub(crate) fn prepare_line(line: &VoiceLine, fps: f32) -> Result<PreparedLine, String> {
-    let rate = line.sample_rate.max(1) as f32;
-    let hop = (rate / fps).round().max(1.0) as usize;
-    let frames = line.samples.len() / hop;
-    if frames == 0 {
+/// Computes the mouth track of a decoded line: Audio2Lip coefficients when the model is
+/// loaded, signal-processing mouth controls always.
+pub(crate) fn prepare_line(
+    line: &VoiceLine,
+    model: Option<Arc<Audio2Lip>>,
+) -> Result<PreparedLine, String> {
+    let motion = Audio2Motion::new(MotionConfig::default(), model)
+        .generate(&line.samples)
+        .map_err(|e| e.to_string())?;
+    if motion.is_empty() {
         return Err(format!(
             "line is {:.3} s long, shorter than one face frame",
-            line.samples.len() as f32 / rate
+            line.duration()
         ));
     }
-    let motion = (0..frames)
-        .map(|i| {
-            let chunk = &line.samples[i * hop..(i + 1) * hop];
-            let rms = (chunk.iter().map(|s| s * s).sum::<f32>() / chunk.len() as f32).sqrt();
-            let mut m = MotionFrame::default();
-            m.mouth.jaw_open = ((rms - 0.01) * 6.0).clamp(0.0, 1.0);
-            m
-        })
-        .collect();
     Ok(PreparedLine {
         samples: line.samples.clone(),
         sample_rate: line.sample_rate,

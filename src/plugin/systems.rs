@@ -14,21 +14,27 @@ use bevy::tasks::{AsyncComputeTaskPool, Task, block_on, poll_once};
 
 use super::assets::{CharacterAsset, EmotionScriptAsset, VoiceLine};
 use super::audio::{EdTalkAudio, Playback};
-use super::components::{
-    Character, EmotionState, ExpressionTarget, FacePortrait, TalkingFace,
-};
+use super::components::{Character, EmotionState, ExpressionTarget, FacePortrait, TalkingFace};
 use super::diagnostics::EdTalkDiagnostics;
 use super::messages::*;
 use super::speech;
 use super::{BackendChoice, EdTalkSettings};
-use crate::motion::{Emotion, MotionFrame};
+use crate::model::audio2lip::Audio2Lip;
+use crate::motion::{Emotion, EmotionLibrary, MotionFrame};
 use crate::render::{FaceFrame, IdentityId, Portrait};
 use crate::worker::{FrameJob, Worker, WorkerEvent, WorkerSettings};
+
+/// The emotions faces and scripts can use: the eight built-in ones plus custom emotions
+/// (add them with `EmotionLibrary::insert` or `load_custom_ron`).
+#[derive(Resource, Clone, Debug, Default)]
+pub struct Emotions(pub EmotionLibrary);
 
 /// The inference worker, if it could be started.
 #[derive(Resource, Default)]
 pub(crate) struct WorkerRes {
     pub(crate) worker: Option<Worker>,
+    /// Audio2Lip, when its checkpoint loaded: mouth coefficients for the neural renderer.
+    pub(crate) audio2lip: Option<Arc<Audio2Lip>>,
     faces: HashMap<IdentityId, Entity>,
     fps_window: (f64, u64),
 }
@@ -269,7 +275,11 @@ pub(crate) fn register_portraits(
             {
                 rt.reported_missing = true;
                 rt.registration = Registration::Failed;
-                report(&mut errors, Some(entity), format!("portrait did not load: {e}"));
+                report(
+                    &mut errors,
+                    Some(entity),
+                    format!("portrait did not load: {e}"),
+                );
             }
             continue;
         };
@@ -369,7 +379,7 @@ pub(crate) fn start_prepared_lines(
     asset_server: Res<AssetServer>,
     mut audio: NonSendMut<EdTalkAudio>,
     time: Res<Time>,
-    settings: Res<EdTalkSettings>,
+    worker: Res<WorkerRes>,
     mut started: MessageWriter<SpeechStarted>,
     mut finished: MessageWriter<SpeechFinished>,
     mut errors: MessageWriter<EdTalkError>,
@@ -390,10 +400,10 @@ pub(crate) fn start_prepared_lines(
                 continue;
             };
             let line = line.clone();
-            let fps = settings.frame_rate;
+            let model = worker.audio2lip.clone();
             pending.task = Some(
                 AsyncComputeTaskPool::get()
-                    .spawn(async move { speech::prepare_line(&line, fps) }),
+                    .spawn(async move { speech::prepare_line(&line, model) }),
             );
         }
         let result = {
@@ -415,9 +425,8 @@ pub(crate) fn start_prepared_lines(
                     } else {
                         // Keep the finished preparation and wait for the script.
                         let ready = result;
-                        pending.task = Some(
-                            AsyncComputeTaskPool::get().spawn(async move { ready }),
-                        );
+                        pending.task =
+                            Some(AsyncComputeTaskPool::get().spawn(async move { ready }));
                         rt.pending = Some(pending);
                         continue;
                     }
@@ -487,6 +496,7 @@ pub(crate) fn handle_set_emotion(
 /// Moves each face's clock and plays emotion-script keys.
 pub(crate) fn advance_emotions(
     mut faces: Query<(&mut FaceRuntime, &mut EmotionState, &mut TalkingFace)>,
+    library: Res<Emotions>,
     time: Res<Time>,
     settings: Res<EdTalkSettings>,
 ) {
@@ -509,12 +519,16 @@ pub(crate) fn advance_emotions(
             && let Some(script) = &line.script
         {
             let line_t = ((rt.key - line.base_key) as f64 / fps) as f32;
-            while let Some(k) = script.keys.get(line.next_script_key) {
-                if k.at > line_t {
+            while let Some(k) = script.0.keys.get(line.next_script_key) {
+                if k.time > line_t {
                     break;
                 }
-                if let Some(e) = Emotion::from_name(&k.emotion) {
-                    state.transition_to(ExpressionTarget::emotion(e, k.intensity), face_t, k.blend);
+                // Validated at load, so every key resolves.
+                if let Some(target) = k
+                    .to_mix()
+                    .and_then(|mix| ExpressionTarget::mix(&mix, &library.0).ok())
+                {
+                    state.transition_to(target, face_t, k.blend);
                 }
                 line.next_script_key += 1;
             }
@@ -566,7 +580,13 @@ pub(crate) fn request_frames(
         let to = rt.key + ahead;
         let mut last = rt.requested_upto;
         for key in from..=to {
-            let motion = speech::motion_at(rt.line.as_ref().map(|l| (&*l.motion, l.base_key)), key, fps, id, &emotion);
+            let motion = speech::motion_at(
+                rt.line.as_ref().map(|l| (l.motion.as_slice(), l.base_key)),
+                key,
+                fps,
+                id,
+                &emotion,
+            );
             last = key;
             if rt.line.is_none() && rt.last_motion.as_ref() == Some(&motion) {
                 continue; // Nothing moves: the face on screen stays right.
@@ -628,7 +648,10 @@ pub(crate) fn collect_frames(
                 epoch,
                 frame,
             } => {
-                let Some(mut rt) = worker.faces.get(&identity).and_then(|e| faces.get_mut(*e).ok())
+                let Some(mut rt) = worker
+                    .faces
+                    .get(&identity)
+                    .and_then(|e| faces.get_mut(*e).ok())
                 else {
                     continue;
                 };
@@ -641,8 +664,10 @@ pub(crate) fn collect_frames(
                 }
             }
             WorkerEvent::IdentityReady(identity) => {
-                if let Some(mut rt) =
-                    worker.faces.get(&identity).and_then(|e| faces.get_mut(*e).ok())
+                if let Some(mut rt) = worker
+                    .faces
+                    .get(&identity)
+                    .and_then(|e| faces.get_mut(*e).ok())
                 {
                     rt.registration = Registration::Ready;
                     rt.requested_upto = rt.key;
@@ -657,7 +682,9 @@ pub(crate) fn collect_frames(
                 report(&mut errors, entity, format!("portrait rejected: {error}"));
             }
             WorkerEvent::RenderFailed { identities, error } => {
-                let entity = identities.first().and_then(|i| worker.faces.get(i).copied());
+                let entity = identities
+                    .first()
+                    .and_then(|i| worker.faces.get(i).copied());
                 report(&mut errors, entity, format!("rendering failed: {error}"));
             }
             WorkerEvent::Restarted { reason } => {
@@ -678,18 +705,24 @@ pub(crate) fn collect_frames(
         }
     }
     let rendered = stats.rendered.load(std::sync::atomic::Ordering::Relaxed);
-    let micros = stats.render_micros.load(std::sync::atomic::Ordering::Relaxed);
+    let micros = stats
+        .render_micros
+        .load(std::sync::atomic::Ordering::Relaxed);
     diag.frames_rendered = rendered;
-    diag.frames_dropped = diag
-        .frames_dropped
-        .max(stats.dropped_stale.load(std::sync::atomic::Ordering::Relaxed));
+    diag.frames_dropped = diag.frames_dropped.max(
+        stats
+            .dropped_stale
+            .load(std::sync::atomic::Ordering::Relaxed),
+    );
     diag.inference_ms_per_frame = if rendered > 0 {
         micros as f32 / rendered as f32 / 1000.0
     } else {
         0.0
     };
-    diag.last_inference_ms =
-        stats.last_frame_micros.load(std::sync::atomic::Ordering::Relaxed) as f32 / 1000.0;
+    diag.last_inference_ms = stats
+        .last_frame_micros
+        .load(std::sync::atomic::Ordering::Relaxed) as f32
+        / 1000.0;
     let now = time.elapsed_secs_f64();
     let (t0, n0) = worker.fps_window;
     if now - t0 >= 1.0 {

@@ -104,7 +104,12 @@ impl Portrait {
         let out = if side == size {
             cropped
         } else {
-            image::imageops::resize(&cropped, size, size, image::imageops::FilterType::CatmullRom)
+            image::imageops::resize(
+                &cropped,
+                size,
+                size,
+                image::imageops::FilterType::CatmullRom,
+            )
         };
         Portrait {
             width: size,
