@@ -13,6 +13,8 @@ use std::path::PathBuf;
 
 const S: usize = 256;
 type Rgb = [f32; 3];
+/// A point in pixels.
+type Pt = (f32, f32);
 
 // ---------------------------------------------------------------------------------------
 // Small maths
@@ -1170,13 +1172,13 @@ fn draw(c: &Character) -> (Canvas, FaceRig) {
 
     // The rig, from the exact positions above.
     let n = |p: (f32, f32)| Point::new(p.0 / S as f32, p.1 / S as f32);
-    let mk_eye = |(outer, inner, up, lo): ((f32, f32), (f32, f32), (f32, f32), (f32, f32))| Eye {
+    let mk_eye = |(outer, inner, up, lo): (Pt, Pt, Pt, Pt)| Eye {
         outer: n(outer),
         inner: n(inner),
         upper: n(up),
         lower: n(lo),
     };
-    let mk_brow = |(o, m, i): ((f32, f32), (f32, f32), (f32, f32))| Brow {
+    let mk_brow = |(o, m, i): (Pt, Pt, Pt)| Brow {
         outer: n(o),
         mid: n(m),
         inner: n(i),

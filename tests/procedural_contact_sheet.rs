@@ -59,8 +59,10 @@ fn columns() -> Vec<(&'static str, MotionFrame)> {
     cols.push(("oo", mouth(0.35, -0.3, 1.0, 0.0)));
     cols.push(("pressed", mouth(0.0, 0.1, 0.0, 1.0)));
     for e in Emotion::ALL {
-        let mut m = MotionFrame::default();
-        m.expression = e.default_look();
+        let m = MotionFrame {
+            expression: e.default_look(),
+            ..MotionFrame::default()
+        };
         cols.push((e.name(), m));
     }
     let mut blink = MotionFrame::default();

@@ -151,8 +151,10 @@ fn rig_landmarks_slightly_outside_are_clamped() {
 
 #[test]
 fn rig_landmarks_far_outside_or_not_finite_are_errors() {
-    let mut rig = FaceRig::default();
-    rig.nose_tip = Point::new(0.5, 3.0);
+    let rig = FaceRig {
+        nose_tip: Point::new(0.5, 3.0),
+        ..FaceRig::default()
+    };
     let err = rig.validated().unwrap_err();
     assert!(matches!(err, RigError::OutsideImage { .. }), "{err}");
     assert!(err.to_string().contains("nose_tip"), "{err}");
@@ -239,4 +241,25 @@ fn bundled_rigs_load_and_need_no_repair() {
         }
     }
     assert!(n >= 4, "expected at least 4 bundled rigs, found {n}");
+}
+
+#[test]
+fn batches_mix_identities_and_removed_ones_are_unknown() {
+    let mut r = ProceduralRenderer::new();
+    r.set_identity(1, &gradient(256, 256), None).unwrap();
+    r.set_identity(2, &gradient(64, 300), None).unwrap();
+    let req = |identity| FaceRequest {
+        identity,
+        motion: talking(),
+    };
+    let frames = r.render(&[req(1), req(2), req(1)]).unwrap();
+    assert_eq!(frames.len(), 3);
+    assert_eq!(frames[0], frames[2]);
+    assert_ne!(frames[0], frames[1]);
+    r.remove_identity(2);
+    r.remove_identity(99);
+    assert!(matches!(
+        r.render(&[req(1), req(2)]),
+        Err(RenderError::UnknownIdentity(2, _))
+    ));
 }

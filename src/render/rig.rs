@@ -131,11 +131,12 @@ pub enum RigError {
     #[error("face rig {what}: not a valid rig: {source}")]
     Parse {
         what: String,
-        source: ron::error::SpannedError,
+        // Boxed: RON's error is large and would bloat every `Result` carrying this enum.
+        source: Box<ron::error::SpannedError>,
     },
     /// The rig could not be written as RON.
     #[error("face rig: cannot write RON: {0}")]
-    Write(#[from] ron::Error),
+    Write(Box<ron::Error>),
     /// A coordinate is NaN or infinite.
     #[error("face rig: landmark `{landmark}` is not a finite number (found x={x}, y={y})")]
     NotFinite { landmark: String, x: f32, y: f32 },
@@ -169,7 +170,7 @@ impl FaceRig {
                 .from_str(text)
                 .map_err(|source| RigError::Parse {
                     what: what.to_string(),
-                    source,
+                    source: Box::new(source),
                 })?;
         Ok(rig.validated()?.0)
     }
@@ -189,7 +190,7 @@ impl FaceRig {
         let cfg = ron::ser::PrettyConfig::new()
             .depth_limit(2)
             .struct_names(false);
-        Ok(ron::ser::to_string_pretty(self, cfg)?)
+        ron::ser::to_string_pretty(self, cfg).map_err(|e| RigError::Write(Box::new(e)))
     }
 
     /// Checks the rig and repairs what has an obvious fix: landmarks slightly outside the
