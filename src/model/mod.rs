@@ -4,3 +4,13 @@
 pub mod checkpoint;
 pub mod grid_sample;
 pub mod qr;
+
+pub mod encoder;
+pub mod error;
+pub mod generator;
+pub mod layers;
+pub mod synthesis;
+pub mod weights;
+
+pub use error::{ModelError, ModelResult};
+pub use generator::{Coefficients, ExpressionFeats, Generator, Identity, Variant};
