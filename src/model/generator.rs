@@ -177,13 +177,6 @@ impl Generator {
         })
     }
 
-    /// Replaces the latent basis (debugging parity: use a reference Q).
-    #[doc(hidden)]
-    pub fn override_basis(&mut self, q: &Tensor) -> ModelResult<()> {
-        self.basis_t = q.t()?.contiguous()?.to_dtype(self.dtype)?;
-        Ok(())
-    }
-
     /// Which checkpoint this is.
     pub fn variant(&self) -> Variant {
         self.variant
