@@ -378,7 +378,10 @@ fn check_byteorder(zip: &mut Archive, path: &Path, dir: &str) -> Result<(), Chec
         return Err(CheckpointError::Record {
             path: path.to_owned(),
             record,
-            reason: format!("byte order `{}` is not supported (only little)", order.trim()),
+            reason: format!(
+                "byte order `{}` is not supported (only little)",
+                order.trim()
+            ),
         });
     }
     Ok(())
@@ -552,7 +555,13 @@ fn tensor_from_storage(
         let mut gathered = Vec::with_capacity(count * elem);
         let mut index = vec![0usize; dims.len()];
         for _ in 0..count {
-            let off = start + index.iter().zip(&strides).map(|(i, s)| i * s).sum::<usize>() * elem;
+            let off = start
+                + index
+                    .iter()
+                    .zip(&strides)
+                    .map(|(i, s)| i * s)
+                    .sum::<usize>()
+                    * elem;
             gathered.extend_from_slice(&bytes[off..off + elem]);
             // Odometer increment, last dimension fastest.
             for d in (0..dims.len()).rev() {
@@ -588,8 +597,16 @@ mod tests {
         let file = Path::new("x.pt");
         assert!(take(&m, "a.weight", Some(&[2, 3]), file).is_ok());
         assert!(take(&m, "a.weight", None, file).is_ok());
-        let e = take(&m, "a.weight", Some(&[3, 2]), file).unwrap_err().to_string();
-        assert!(e.contains("x.pt") && e.contains("a.weight") && e.contains("[2, 3]") && e.contains("[3, 2]"), "{e}");
+        let e = take(&m, "a.weight", Some(&[3, 2]), file)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("x.pt")
+                && e.contains("a.weight")
+                && e.contains("[2, 3]")
+                && e.contains("[3, 2]"),
+            "{e}"
+        );
         let e = take(&m, "b", None, file).unwrap_err().to_string();
         assert!(e.contains("missing tensor `b`"), "{e}");
     }

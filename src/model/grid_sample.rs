@@ -257,7 +257,10 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Tensor {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/edtalk/ops_io.safetensors");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/edtalk/ops_io.safetensors"
+        );
         let all = candle_core::safetensors::load(path, &Device::Cpu).expect("ops_io fixture");
         all.get(name)
             .unwrap_or_else(|| panic!("ops_io has no {name}"))
@@ -297,7 +300,13 @@ mod tests {
     fn dispatch_matches_pytorch_and_transposed_input_is_fine() {
         let (feat, grid, expected) = (fixture("feat"), fixture("grid"), fixture("out"));
         // A non-contiguous view of the same values goes through `contiguous` first.
-        let feat_t = feat.transpose(2, 3).unwrap().contiguous().unwrap().transpose(2, 3).unwrap();
+        let feat_t = feat
+            .transpose(2, 3)
+            .unwrap()
+            .contiguous()
+            .unwrap()
+            .transpose(2, 3)
+            .unwrap();
         assert!(!feat_t.is_contiguous());
         let out = grid_sample(&feat_t, &grid).unwrap();
         assert!(max_abs_diff(&out, &expected) < 1e-5);

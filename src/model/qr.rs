@@ -128,7 +128,10 @@ pub fn qr(a: &Tensor) -> Result<(Tensor, Tensor)> {
         dims => bail!("qr: expected a matrix, found shape {dims:?}"),
     };
     if !a.dtype().is_float() {
-        bail!("qr: expected a floating-point matrix, found {:?}", a.dtype())
+        bail!(
+            "qr: expected a floating-point matrix, found {:?}",
+            a.dtype()
+        )
     }
     let values = a
         .to_dtype(DType::F64)?
@@ -166,7 +169,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn load(file: &str) -> HashMap<String, Tensor> {
-        let path = format!("{}/tests/fixtures/edtalk/{file}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/tests/fixtures/edtalk/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         candle_core::safetensors::load(&path, &Device::Cpu).expect("fixture")
     }
 
@@ -221,7 +227,9 @@ mod tests {
         let (m, n) = (9usize, 4usize);
         // A deterministic, well-conditioned matrix with a negative leading entry.
         let a: Vec<f64> = (0..m * n)
-            .map(|k| ((k * 7919 % 23) as f64 - 11.0) / 7.0 + if k % (n + 1) == 0 { 3.0 } else { 0.0 })
+            .map(|k| {
+                ((k * 7919 % 23) as f64 - 11.0) / 7.0 + if k % (n + 1) == 0 { 3.0 } else { 0.0 }
+            })
             .collect();
         let f = householder_qr(&a, m, n).unwrap();
         for i in 0..m {
@@ -232,7 +240,9 @@ mod tests {
         }
         for a_col in 0..n {
             for b_col in 0..n {
-                let d: f64 = (0..m).map(|i| f.q[i * n + a_col] * f.q[i * n + b_col]).sum();
+                let d: f64 = (0..m)
+                    .map(|i| f.q[i * n + a_col] * f.q[i * n + b_col])
+                    .sum();
                 let want = if a_col == b_col { 1.0 } else { 0.0 };
                 assert!((d - want).abs() < 1e-12);
             }
