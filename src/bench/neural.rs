@@ -38,13 +38,25 @@ pub const STYLE_DIM: usize = 512;
 pub enum BenchError {
     /// Building or running the generator failed.
     #[error("neural benchmark: {0}")]
-    Model(#[from] ModelError),
+    Model(Box<ModelError>),
     /// A tensor operation outside the model failed.
     #[error("neural benchmark: tensor operation: {0}")]
-    Candle(#[from] candle_core::Error),
+    Candle(Box<candle_core::Error>),
     /// The thread pool could not be set up as asked.
     #[error("neural benchmark: {0}")]
     Threads(String),
+}
+
+impl From<ModelError> for BenchError {
+    fn from(e: ModelError) -> Self {
+        Self::Model(Box::new(e))
+    }
+}
+
+impl From<candle_core::Error> for BenchError {
+    fn from(e: candle_core::Error) -> Self {
+        Self::Candle(Box::new(e))
+    }
 }
 
 /// Names and shapes of a generator state dict (`gen` of EDTalk.pt, or of
@@ -361,7 +373,7 @@ pub fn run_on(
     };
 
     let layout = generator_layout(&OFFICIAL_CHANNELS, STYLE_DIM, true);
-    let gen_weights = random_state_dict(&layout, 0xED7A_1C)?;
+    let gen_weights = random_state_dict(&layout, 0x00ED_7A1C)?;
     let generator = Generator::from_tensors(&gen_weights, device, dtype)?;
     drop(gen_weights);
     let size = generator.size();

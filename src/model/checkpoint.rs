@@ -150,7 +150,7 @@ pub enum CheckpointError {
         /// The state-dict name.
         name: String,
         /// candle's error.
-        source: candle_core::Error,
+        source: Box<candle_core::Error>,
     },
 }
 
@@ -250,7 +250,7 @@ fn load_safetensors(path: &Path) -> Result<HashMap<String, Tensor>, CheckpointEr
             let t = to_f32_if_float(t).map_err(|source| CheckpointError::Candle {
                 path: path.to_owned(),
                 name: name.clone(),
-                source,
+                source: Box::new(source),
             })?;
             Ok((name, t))
         })
@@ -523,7 +523,7 @@ fn tensor_from_storage(
         name: info.name.clone(),
         reason,
     };
-    if start % elem != 0 {
+    if !start.is_multiple_of(elem) {
         return Err(unsupported(format!(
             "storage offset of {start} bytes is not a multiple of the element size {elem}"
         )));
@@ -577,7 +577,7 @@ fn tensor_from_storage(
     let candle = |source| CheckpointError::Candle {
         path: path.to_owned(),
         name: info.name.clone(),
-        source,
+        source: Box::new(source),
     };
     let t = Tensor::from_raw_buffer(&data, info.dtype, &dims, &Device::Cpu).map_err(candle)?;
     to_f32_if_float(t).map_err(candle)
