@@ -111,7 +111,10 @@ fn errors(key: &str, ours: &Tensor, reference: &Tensor) -> (f32, f32) {
 fn check_tap(io: &HashMap<String, Tensor>, key: &str, ours: &Tensor) {
     let reference = io.get(key).unwrap_or_else(|| panic!("fixture key {key}"));
     let (_, rel) = errors(key, ours, reference);
-    assert!(rel <= TAP_REL, "{key}: relative error {rel:e} > {TAP_REL:e}");
+    assert!(
+        rel <= TAP_REL,
+        "{key}: relative error {rel:e} > {TAP_REL:e}"
+    );
 }
 
 /// Sorted absolute errors.
@@ -164,7 +167,11 @@ fn variants_are_detected() {
     assert_eq!(generator_lip_pose().variant(), Variant::LipPose);
     assert_eq!(generator().size(), 256);
     assert_eq!(
-        (generator().lip_dim(), generator().pose_dim(), generator().exp_dim()),
+        (
+            generator().lip_dim(),
+            generator().pose_dim(),
+            generator().exp_dim()
+        ),
         (20, 6, 10)
     );
 }
@@ -204,7 +211,13 @@ fn decoder_level_taps_and_exp_weight_mode() {
     let expr = g.expression(&id, Some(&input("input.alpha_exp"))).unwrap();
     let mut taps: Vec<LevelTap> = Vec::new();
     let img = g
-        .decode_with_taps(&id, &expr, &input("input.alpha_lip"), &pose, Some(&mut taps))
+        .decode_with_taps(
+            &id,
+            &expr,
+            &input("input.alpha_lip"),
+            &pose,
+            Some(&mut taps),
+        )
         .unwrap();
     for (i, tap) in taps.iter().take(4).enumerate() {
         check_tap(io(), &format!("dec.level{i}.eem"), &tap.feat);

@@ -24,7 +24,8 @@ fn portrait(key: &str) -> Portrait {
     let mut rgba = vec![255u8; h * w * 4];
     for p in 0..h * w {
         for c in 0..3 {
-            rgba[p * 4 + c] = (((v[c * h * w + p] + 1.0) / 2.0 * 255.0).round()).clamp(0.0, 255.0) as u8;
+            rgba[p * 4 + c] =
+                (((v[c * h * w + p] + 1.0) / 2.0 * 255.0).round()).clamp(0.0, 255.0) as u8;
         }
     }
     Portrait::from_rgba(w as u32, h as u32, rgba).unwrap()
@@ -84,7 +85,10 @@ fn lip_pose_renderer_matches_fix_pose_mode_and_batches() {
         .map(|(a, b)| a.abs_diff(*b))
         .max()
         .unwrap();
-    assert!(max_diff <= 1, "renderer vs fix_pose mode: {max_diff} levels");
+    assert!(
+        max_diff <= 1,
+        "renderer vs fix_pose mode: {max_diff} levels"
+    );
 
     // Two identities in one call give the frames each gets alone.
     let alone2 = r
@@ -115,7 +119,13 @@ fn lip_pose_renderer_matches_fix_pose_mode_and_batches() {
             .unwrap();
         assert!(d <= 1, "batched vs alone: {d} levels");
     }
-    assert!(r.render(&[FaceRequest { identity: 9, motion: MotionFrame::default() }]).is_err());
+    assert!(
+        r.render(&[FaceRequest {
+            identity: 9,
+            motion: MotionFrame::default()
+        }])
+        .is_err()
+    );
 }
 
 #[test]

@@ -82,7 +82,15 @@ impl EncoderApp {
             ch = b.out_channels();
             blocks.push(b);
         }
-        let out = EqualConv2d::load(&w.pp(n_blocks + 1), Some(ch), Some(style_dim), 4, 1, 0, false)?;
+        let out = EqualConv2d::load(
+            &w.pp(n_blocks + 1),
+            Some(ch),
+            Some(style_dim),
+            4,
+            1,
+            0,
+            false,
+        )?;
         Ok(Self {
             stem,
             blocks,

@@ -39,7 +39,7 @@ pub enum ModelError {
     NoExpressionBank(&'static str),
     /// The checkpoint file could not be read.
     #[error(transparent)]
-    Checkpoint(#[from] crate::model::checkpoint::CheckpointError),
+    Checkpoint(Box<crate::model::checkpoint::CheckpointError>),
     /// Building the network from a checkpoint file failed.
     #[error("{path}: {source}")]
     InFile {
@@ -51,6 +51,12 @@ pub enum ModelError {
     /// A tensor operation failed (device error, out of memory...).
     #[error("tensor operation: {0}")]
     Candle(#[from] candle_core::Error),
+}
+
+impl From<crate::model::checkpoint::CheckpointError> for ModelError {
+    fn from(e: crate::model::checkpoint::CheckpointError) -> Self {
+        Self::Checkpoint(Box::new(e))
+    }
 }
 
 /// Shorthand used throughout `model`.

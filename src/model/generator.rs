@@ -127,7 +127,10 @@ impl Generator {
         if lip_dim + pose_dim != lip_pose {
             return Err(ModelError::TensorShape {
                 name: "direction_lipnonlip.weight".into(),
-                expected: format!("[{style_dim}, {}] (lip_fc + pose_fc outputs)", lip_dim + pose_dim),
+                expected: format!(
+                    "[{style_dim}, {}] (lip_fc + pose_fc outputs)",
+                    lip_dim + pose_dim
+                ),
                 found: dir.dims().to_vec(),
             });
         }

@@ -57,7 +57,13 @@ impl Synthesis {
         let conv1 = StyledConv::load(&w.pp("conv1"), Some(ch), Some(ch), style_dim, false)?;
         let mut levels = Vec::with_capacity(n_levels);
         for i in 0..n_levels {
-            let up = StyledConv::load(&w.pp(format!("convs.{}", 2 * i)), Some(ch), None, style_dim, true)?;
+            let up = StyledConv::load(
+                &w.pp(format!("convs.{}", 2 * i)),
+                Some(ch),
+                None,
+                style_dim,
+                true,
+            )?;
             let out = up.out_channels();
             let conv = StyledConv::load(
                 &w.pp(format!("convs.{}", 2 * i + 1)),
@@ -69,7 +75,11 @@ impl Synthesis {
             let to_rgb = ToRgb::load(&w.pp(format!("to_rgbs.{i}")), Some(out))?;
             let to_flow = ToFlow::load(&w.pp(format!("to_flows.{i}")), Some(out), style_dim)?;
             let eem = if has_eem {
-                Some(Eem::load(&w.pp(format!("fineadainresblock.{i}")), out, style_dim)?)
+                Some(Eem::load(
+                    &w.pp(format!("fineadainresblock.{i}")),
+                    out,
+                    style_dim,
+                )?)
             } else {
                 None
             };

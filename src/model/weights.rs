@@ -86,7 +86,10 @@ impl<'a> Weights<'a> {
             })?;
         let found = t.dims();
         let fits = found.len() == dims.len()
-            && found.iter().zip(dims).all(|(f, d)| d.is_none_or(|d| d == *f));
+            && found
+                .iter()
+                .zip(dims)
+                .all(|(f, d)| d.is_none_or(|d| d == *f));
         if !fits {
             return Err(ModelError::TensorShape {
                 name: full,

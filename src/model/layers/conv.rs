@@ -3,6 +3,7 @@
 
 use candle_core::Tensor;
 
+use super::im2col;
 use super::upfirdn::Fir;
 use crate::model::error::ModelResult;
 use crate::model::weights::Weights;
@@ -48,7 +49,10 @@ impl FusedLeakyRelu {
 /// `EqualConv2d`: convolution whose weight is scaled by `1/sqrt(fan_in)` (done at load).
 #[derive(Clone, Debug)]
 pub struct EqualConv2d {
+    /// `(out, in*k*k)`, scaled.
     weight: Tensor,
+    kernel: usize,
+    in_ch: usize,
     bias: Option<Tensor>,
     stride: usize,
     padding: usize,
@@ -74,7 +78,9 @@ impl EqualConv2d {
             None
         };
         Ok(Self {
-            weight: w.finish((weight * scale)?)?,
+            weight: w.finish(im2col::flatten_weight(&(weight * scale)?)?)?,
+            kernel: k,
+            in_ch,
             bias,
             stride,
             padding,
@@ -88,12 +94,12 @@ impl EqualConv2d {
 
     /// Input channels.
     pub fn in_channels(&self) -> usize {
-        self.weight.dims()[1]
+        self.in_ch
     }
 
     /// Convolves an NCHW tensor.
     pub fn forward(&self, x: &Tensor) -> ModelResult<Tensor> {
-        let y = x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?;
+        let y = im2col::conv2d(x, &self.weight, self.kernel, self.stride, self.padding)?;
         Ok(match &self.bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,
@@ -123,7 +129,7 @@ impl ConvLayer {
     ) -> ModelResult<Self> {
         let (blur, idx, stride, padding) = if downsample {
             let p = (4 - 2) + (k - 1);
-            (Some(Fir::blur((p + 1) / 2, p / 2, 1.0)), 1, 2, 0)
+            (Some(Fir::blur(p.div_ceil(2), p / 2, 1.0)), 1, 2, 0)
         } else {
             (None, 0, 1, k / 2)
         };
@@ -158,7 +164,9 @@ impl ConvLayer {
 /// `nn.Conv2d` with bias, stride 1 (the EEM convolutions).
 #[derive(Clone, Debug)]
 pub struct Conv2d {
+    /// `(out, in*k*k)`.
     weight: Tensor,
+    kernel: usize,
     bias: Tensor,
     padding: usize,
 }
@@ -176,7 +184,8 @@ impl Conv2d {
         let out_ch = weight.dims()[0];
         let bias = w.get("bias", &[Some(out_ch)])?.reshape((1, out_ch, 1, 1))?;
         Ok(Self {
-            weight: w.finish(weight)?,
+            weight: w.finish(im2col::flatten_weight(&weight)?)?,
+            kernel: k,
             bias: w.finish(bias)?,
             padding,
         })
@@ -184,8 +193,9 @@ impl Conv2d {
 
     /// Convolves an NCHW tensor.
     pub fn forward(&self, x: &Tensor) -> ModelResult<Tensor> {
-        Ok(x
-            .conv2d(&self.weight, self.padding, 1, 1, 1)?
-            .broadcast_add(&self.bias)?)
+        Ok(
+            im2col::conv2d(x, &self.weight, self.kernel, 1, self.padding)?
+                .broadcast_add(&self.bias)?,
+        )
     }
 }

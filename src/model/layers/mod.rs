@@ -2,6 +2,7 @@
 
 pub mod conv;
 pub mod eem;
+pub mod im2col;
 pub mod linear;
 pub mod styled;
 pub mod upfirdn;

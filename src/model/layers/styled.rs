@@ -10,18 +10,20 @@
 use candle_core::{D, Tensor};
 
 use super::conv::{EqualConv2d, FusedLeakyRelu};
+use super::im2col;
 use super::linear::EqualLinear;
 use super::upfirdn::Fir;
-use crate::model::error::ModelResult;
+use crate::model::error::{ModelError, ModelResult};
 use crate::model::grid_sample::grid_sample;
 use crate::model::weights::Weights;
 
 /// `ModulatedConv2d` (no downsampling: EDTalk's decoder never downsamples).
 #[derive(Clone, Debug)]
 pub struct ModulatedConv2d {
-    /// `(out, in, k, k)` times `1/sqrt(fan_in)`; for the upsampling path `(in, out, k, k)`,
-    /// the layout `conv_transpose2d` takes.
+    /// The scaled weight as a GEMM matrix: `(out, in*k*k)`, or `(out*k*k, in)` for the
+    /// upsampling (transposed-conv) path.
     weight: Tensor,
+    out_ch: usize,
     /// `(in, out)`: sum over the kernel window of the squared scaled weight, so that the
     /// demodulation factor of a style `s` is `rsqrt(s^2 @ wsq + 1e-8)`.
     wsq: Option<Tensor>,
@@ -43,7 +45,7 @@ impl ModulatedConv2d {
     ) -> ModelResult<Self> {
         let weight = w.get("weight", &[Some(1), out_ch, in_ch, Some(k), Some(k)])?;
         let weight = weight.squeeze(0)?;
-        let (_, in_ch, _, _) = weight.dims4()?;
+        let (out_ch, in_ch, _, _) = weight.dims4()?;
         let weight = (weight * (1.0 / ((in_ch * k * k) as f64).sqrt()))?;
         let wsq = if demodulate {
             let s = weight.sqr()?.sum((2, 3))?.t()?.contiguous()?;
@@ -51,20 +53,26 @@ impl ModulatedConv2d {
         } else {
             None
         };
-        let modulation =
-            EqualLinear::load(&w.pp("modulation"), Some(style_dim), Some(in_ch))?;
+        let modulation = EqualLinear::load(&w.pp("modulation"), Some(style_dim), Some(in_ch))?;
         let (weight, up_blur) = if upsample {
-            // Blur after the stride-2 transposed conv: p = (4 - 2) - (k - 1).
-            let p = 2 - (k as isize - 1);
-            let pad0 = (p + 1).div_euclid(2) + 1;
-            let pad1 = p.div_euclid(2) + 1;
-            let fir = Fir::blur(pad0 as usize, pad1 as usize, 2.0);
-            (weight.transpose(0, 1)?.contiguous()?, Some(fir))
+            if k != 3 {
+                return Err(ModelError::TensorShape {
+                    name: w.name("weight"),
+                    expected: "a 3x3 kernel for the upsampling conv".into(),
+                    found: vec![1, out_ch, in_ch, k, k],
+                });
+            }
+            // Blur after the stride-2 transposed conv, pads ((p+1)/2 + 1, p/2 + 1) with
+            // p = (4 - 2) - (k - 1) = 0; the GEMM path's output already carries the
+            // trailing zero row/column of the second pad.
+            let fir = Fir::blur(1, 0, 2.0);
+            (im2col::transpose_weight(&weight)?, Some(fir))
         } else {
-            (weight, None)
+            (im2col::flatten_weight(&weight)?, None)
         };
         Ok(Self {
             weight: w.finish(weight)?,
+            out_ch,
             wsq,
             modulation,
             kernel: k,
@@ -74,8 +82,7 @@ impl ModulatedConv2d {
 
     /// Output channels.
     pub fn out_channels(&self) -> usize {
-        let d = self.weight.dims();
-        if self.up_blur.is_some() { d[1] } else { d[0] }
+        self.out_ch
     }
 
     /// The per-sample style `(B, in)` this layer derives from a latent `(B, style_dim)`.
@@ -89,8 +96,8 @@ impl ModulatedConv2d {
         let (b, c) = style.dims2()?;
         let xm = x.broadcast_mul(&style.reshape((b, c, 1, 1))?)?;
         let mut y = match &self.up_blur {
-            Some(_) => xm.conv_transpose2d(&self.weight, 0, 0, 2, 1)?,
-            None => xm.conv2d(&self.weight, self.kernel / 2, 1, 1, 1)?,
+            Some(_) => im2col::conv_transpose3x3_s2(&xm, &self.weight)?,
+            None => im2col::conv2d(&xm, &self.weight, self.kernel, 1, self.kernel / 2)?,
         };
         if let Some(wsq) = &self.wsq {
             let demod = (style.sqr()?.matmul(wsq)? + 1e-8)?.sqrt()?.recip()?;
@@ -126,7 +133,8 @@ impl StyledConv {
         style_dim: usize,
         upsample: bool,
     ) -> ModelResult<Self> {
-        let conv = ModulatedConv2d::load(&w.pp("conv"), in_ch, out_ch, 3, style_dim, true, upsample)?;
+        let conv =
+            ModulatedConv2d::load(&w.pp("conv"), in_ch, out_ch, 3, style_dim, true, upsample)?;
         let activate = FusedLeakyRelu::load(&w.pp("activate"), conv.out_channels())?;
         Ok(Self { conv, activate })
     }
@@ -201,7 +209,8 @@ pub struct ToFlow {
 impl ToFlow {
     /// Loads `conv.*` and `bias` below `w`.
     pub fn load(w: &Weights, in_ch: Option<usize>, style_dim: usize) -> ModelResult<Self> {
-        let conv = ModulatedConv2d::load(&w.pp("conv"), in_ch, Some(3), 1, style_dim, false, false)?;
+        let conv =
+            ModulatedConv2d::load(&w.pp("conv"), in_ch, Some(3), 1, style_dim, false, false)?;
         let bias = w.finish(w.get("bias", &[Some(1), Some(3), Some(1), Some(1)])?)?;
         Ok(Self {
             conv,

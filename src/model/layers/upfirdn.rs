@@ -32,7 +32,7 @@ impl Fir {
     /// insertion, kernel scaled by 4.
     pub fn upsample2() -> Self {
         let p = BLUR_TAPS.len() - 2;
-        Self::with_up((p + 1) / 2 + 1, p / 2, 2.0, 2)
+        Self::with_up(p.div_ceil(2) + 1, p / 2, 2.0, 2)
     }
 
     fn with_up(pad0: usize, pad1: usize, gain: f64, up: usize) -> Self {
