@@ -318,3 +318,23 @@ fn lip_pose_edtalk_v() {
         .unwrap();
     check_image(io_lip_pose(), "out.EDTalk_V", &img);
 }
+
+#[test]
+fn missing_or_misshaped_tensors_are_named() {
+    let mut map = load_f32("edtalk_lip_pose_tiny_weights.safetensors");
+    let name = "dec.convs.3.conv.modulation.weight";
+    let good = map.remove(name).unwrap();
+    let err = Generator::from_tensors(&map, &Device::Cpu, DType::F32)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(name) && err.contains("missing"), "{err}");
+    map.insert(name.to_string(), good.narrow(0, 0, 3).unwrap());
+    let err = Generator::from_tensors(&map, &Device::Cpu, DType::F32)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(name) && err.contains("[3, 512]"), "{err}");
+    let err = Generator::load(&fixture("does_not_exist.pt"), &Device::Cpu, DType::F32)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does_not_exist.pt"), "{err}");
+}
