@@ -167,7 +167,30 @@ mod tests {
             let b = x.conv_transpose2d(&w, 0, 0, 2, 1).unwrap();
             let theirs = t.elapsed();
             assert_eq!(a.dims(), b.dims());
-            println!("{cin}->{cout} at {h}px: ours {ours:?}, candle {theirs:?}");
+            // The phase-interleave path of the model layers, for comparison.
+            let wt = crate::model::layers::im2col::transpose_weight(&w.transpose(0, 1).unwrap())
+                .unwrap();
+            let t = std::time::Instant::now();
+            let c = crate::model::layers::im2col::conv_transpose3x3_s2(&x, &wt).unwrap();
+            let phases = t.elapsed();
+            let c = c
+                .narrow(2, 0, 2 * h + 1)
+                .unwrap()
+                .narrow(3, 0, 2 * h + 1)
+                .unwrap();
+            let d = (&a - &c)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            println!(
+                "{cin}->{cout} at {h}px: col2im {ours:?}, phase interleave {phases:?}, candle {theirs:?} (max diff {d})"
+            );
         }
     }
 
