@@ -1,6 +1,7 @@
 //! Benchmark workloads behind `edtalk bench`. Each area's `run` prints one JSON line per
 //! figure on stdout, e.g. `{"bench":"steady_state","ms_per_frame":312.5}`.
 
+pub mod neural;
 pub mod procedural;
 
 /// Settings shared by every benchmark.

@@ -1,4 +1,20 @@
 //! EDTalk in candle: layers, grid_sample, QR, encoder, decoder, generators, Audio2Lip and
 //! checkpoint loading. Plain Rust, no Bevy types.
+
+pub mod checkpoint;
+pub mod conv_transpose;
+pub mod grid_sample;
+pub mod qr;
+
+pub mod encoder;
+pub mod error;
+pub mod generator;
+pub mod layers;
+pub mod synthesis;
+pub mod weights;
+
+pub use error::{ModelError, ModelResult};
+pub use generator::{Coefficients, ExpressionFeats, Generator, Identity, Variant};
+
 pub mod audio2lip;
 pub mod ckpt_dir;

@@ -5,12 +5,16 @@ use std::sync::Arc;
 
 use super::assets::VoiceLine;
 use super::components::EmotionState;
-use super::{BackendChoice, EdTalkSettings};
+use super::{BackendChoice, EdTalkSettings, InferenceDevice};
 use crate::model::audio2lip::Audio2Lip;
+use crate::model::checkpoint::load_state_dict;
+use crate::model::ckpt_dir::CheckpointDir;
 use crate::motion::{Audio2Motion, HeadPose, MotionConfig, MotionFrame};
+use crate::render::neural::NeuralRenderer;
 use crate::render::procedural::ProceduralRenderer;
 use crate::render::{FaceRenderer, IdentityId};
 use crate::worker::RendererFactory;
+use candle_core::{DType, Device};
 
 /// A decoded line with its motion track, ready to play.
 pub(crate) struct PreparedLine {
@@ -19,23 +23,73 @@ pub(crate) struct PreparedLine {
     pub motion: Vec<MotionFrame>,
 }
 
-/// Renderers to try, best first (the procedural one always last).
+/// The candle device for the settings (errors name what is missing, e.g. the `cuda`
+/// cargo feature).
+pub(crate) fn device(settings: &EdTalkSettings) -> Result<Device, String> {
+    match settings.device {
+        InferenceDevice::Cpu => Ok(Device::Cpu),
+        InferenceDevice::Cuda(n) => {
+            Device::new_cuda(n).map_err(|e| format!("cuda:{n} unavailable: {e}"))
+        }
+        InferenceDevice::Metal => {
+            Device::new_metal(0).map_err(|e| format!("metal unavailable: {e}"))
+        }
+    }
+}
+
+/// Renderers to try, best first (the procedural one always last), and Audio2Lip when the
+/// neural tier is chosen. Problems go to `failures` (reported, never fatal).
 pub(crate) fn renderer_factories(
     settings: &EdTalkSettings,
     failures: &mut Vec<String>,
-) -> Vec<RendererFactory> {
+) -> (Vec<RendererFactory>, Option<Arc<Audio2Lip>>) {
     let mut out: Vec<RendererFactory> = Vec::new();
-    if settings.backend == BackendChoice::Neural {
-        failures.push(format!(
-            "neural renderer requested, but no EDTalk checkpoints are usable in {}",
-            settings.ckpt_dir.display()
-        ));
+    let mut audio2lip = None;
+    let ckpts = CheckpointDir::scan(&settings.ckpt_dir);
+    let want_neural = match settings.backend {
+        BackendChoice::Procedural => false,
+        BackendChoice::Auto => ckpts.neural_ready(),
+        BackendChoice::Neural => {
+            if !ckpts.neural_ready() {
+                failures.push(format!(
+                    "neural renderer requested, but {} lacks EDTalk.pt (or EDTalk_lip_pose.pt) \
+                     and Audio2Lip.pt",
+                    settings.ckpt_dir.display()
+                ));
+            }
+            ckpts.neural_ready()
+        }
+    };
+    if want_neural {
+        match (device(settings), ckpts.audio2lip.clone()) {
+            (Ok(dev), Some(a2l_path)) => {
+                let loaded = load_state_dict(&a2l_path, Some("audio2lip"))
+                    .map_err(|e| e.to_string())
+                    .and_then(|t| {
+                        Audio2Lip::from_tensors(t, &dev)
+                            .map_err(|e| format!("{}: {e}", a2l_path.display()))
+                    });
+                match loaded {
+                    Ok(model) => {
+                        audio2lip = Some(Arc::new(model));
+                        let path = ckpts.generator().expect("neural_ready").to_path_buf();
+                        out.push(Arc::new(move || {
+                            NeuralRenderer::load(&path, &dev, DType::F32)
+                                .map(|r| Box::new(r) as Box<dyn FaceRenderer>)
+                        }));
+                    }
+                    Err(e) => failures.push(format!("Audio2Lip did not load: {e}")),
+                }
+            }
+            (Err(e), _) => failures.push(e),
+            (_, None) => {}
+        }
     }
     let size = settings.face_resolution.clamp(32, 1024);
     out.push(Arc::new(move || {
         Ok(Box::new(ProceduralRenderer::with_size(size)) as Box<dyn FaceRenderer>)
     }));
-    out
+    (out, audio2lip)
 }
 
 /// Computes the mouth track of a decoded line: Audio2Lip coefficients when the model is

@@ -101,7 +101,8 @@ pub(crate) fn start_worker(world: &mut World) {
     };
     let mut failures = Vec::new();
     let mut worker = None;
-    for factory in speech::renderer_factories(&settings, &mut failures) {
+    let (factories, mut audio2lip) = speech::renderer_factories(&settings, &mut failures);
+    for factory in factories {
         match Worker::spawn(factory, worker_settings.clone()) {
             Ok(w) => {
                 worker = Some(w);
@@ -109,6 +110,10 @@ pub(crate) fn start_worker(world: &mut World) {
             }
             Err(e) => failures.push(e.to_string()),
         }
+    }
+    if worker.as_ref().map(|w| w.backend()) != Some(crate::render::Backend::Neural) {
+        // Audio2Lip only feeds the neural renderer.
+        audio2lip = None;
     }
     if settings.backend == BackendChoice::Neural && !failures.is_empty() {
         failures.push("falling back to the procedural renderer".into());
@@ -120,6 +125,7 @@ pub(crate) fn start_worker(world: &mut World) {
     world.resource_mut::<EdTalkDiagnostics>().backend = backend;
     world.insert_resource(WorkerRes {
         worker,
+        audio2lip,
         ..Default::default()
     });
     for message in failures {

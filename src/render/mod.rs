@@ -3,10 +3,12 @@
 //! [`FaceRenderer`] is the one interface the worker and the plugin use; the neural (EDTalk)
 //! and procedural (face rig) renderers implement it.
 
+pub mod neural;
 mod portrait;
 pub mod procedural;
 pub mod rig;
 
+pub use neural::NeuralRenderer;
 pub use portrait::{Portrait, PortraitError};
 
 use crate::motion::MotionFrame;
