@@ -80,10 +80,10 @@ fn setup(mut commands: Commands, assets: Res<AssetServer>) {
     commands.spawn((
         Text::new(""),
         TextFont {
-            font_size: 24.0,
+            font_size: FontSize::Px(24.0),
             ..default()
         },
-        TextLayout::new_with_justify(Justify::Center),
+        TextLayout::justify(Justify::Center),
         Node {
             position_type: PositionType::Absolute,
             bottom: Val::Px(28.0),
@@ -96,7 +96,7 @@ fn setup(mut commands: Commands, assets: Res<AssetServer>) {
     commands.spawn((
         Text::new("1-8: emotion (angry contempt disgusted fear happy neutral sad surprised)   space: replay"),
         TextFont {
-            font_size: 16.0,
+            font_size: FontSize::Px(16.0),
             ..default()
         },
         TextColor(Color::srgb(0.7, 0.7, 0.75)),

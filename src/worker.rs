@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError, bounded};
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
 use crate::motion::MotionFrame;
 use crate::render::rig::FaceRig;
@@ -231,14 +231,8 @@ impl Worker {
 
     /// Everything the worker has reported since the last call; never blocks.
     pub fn poll(&self) -> Vec<WorkerEvent> {
-        let mut out = Vec::new();
-        loop {
-            match self.ev_rx.try_recv() {
-                Ok(ev) => out.push(ev),
-                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
-            }
-        }
-        out
+        // Empty and disconnected both mean: nothing more now.
+        self.ev_rx.try_iter().collect()
     }
 
     /// Whether the thread is still running.

@@ -47,7 +47,7 @@ fn app(assets_dir: &std::path::Path) -> App {
 /// (it is asynchronous by design; real games simply see the frame one update later).
 fn step(app: &mut App) {
     app.world_mut()
-        .non_send_resource_mut::<EdTalkAudio>()
+        .non_send_mut::<EdTalkAudio>()
         .advance_mock(DT);
     app.update();
     std::thread::sleep(Duration::from_millis(15));

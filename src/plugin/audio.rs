@@ -26,9 +26,10 @@ pub enum AudioOutput {
     Clock,
 }
 
+// Boxed: the managers are large and there is one per app.
 enum Output {
-    Device(AudioManager<DefaultBackend>),
-    Mock(AudioManager<MockBackend>, usize, u32),
+    Device(Box<AudioManager<DefaultBackend>>),
+    Mock(Box<AudioManager<MockBackend>>, usize, u32),
     Clock,
 }
 
@@ -48,7 +49,7 @@ impl EdTalkAudio {
     fn new(choice: AudioOutput) -> Self {
         let output = match choice {
             AudioOutput::Auto => match AudioManager::<DefaultBackend>::new(Default::default()) {
-                Ok(m) => Output::Device(m),
+                Ok(m) => Output::Device(Box::new(m)),
                 Err(e) => {
                     warn!(
                         "bevy_edtalk: no audio output ({e}); voice lines will be silent and \
@@ -69,7 +70,7 @@ impl EdTalkAudio {
                     ..Default::default()
                 };
                 match AudioManager::<MockBackend>::new(settings) {
-                    Ok(m) => Output::Mock(m, buffer.max(1), sample_rate.max(1)),
+                    Ok(m) => Output::Mock(Box::new(m), buffer.max(1), sample_rate.max(1)),
                     Err(()) => Output::Clock,
                 }
             }
