@@ -372,6 +372,19 @@ pub fn run_on(
         v
     };
 
+    let frames = |full: usize| if opts.quick { 1 } else { full };
+    let mut figures = Vec::new();
+
+    // The machine's f32 GEMM rate through candle at a decoder-like shape (a 512-channel
+    // 3x3 conv at 32 px), to read the other figures against: the steady-state decoder is
+    // about 29.5 GFLOP per frame.
+    let a = Tensor::ones((512, 4608), dtype, device)?;
+    let b = Tensor::ones((4608, 1024), dtype, device)?;
+    let ms = time_per_call(frames(3), |_| sync(&a.matmul(&b)?))?;
+    let mut v = base("gemm_gflops");
+    v["gflops"] = json!((2.0 * 512.0 * 4608.0 * 1024.0 / (ms * 1e6) * 10.0).round() / 10.0);
+    figures.push(emit(v));
+
     let layout = generator_layout(&OFFICIAL_CHANNELS, STYLE_DIM, true);
     let gen_weights = random_state_dict(&layout, 0x00ED_7A1C)?;
     let generator = Generator::from_tensors(&gen_weights, device, dtype)?;
@@ -390,9 +403,6 @@ pub fn run_on(
     let lips = coeffs(&mut rng, 16, lip_dim, device)?;
     let alpha_exp = coeffs(&mut rng, 1, exp_dim, device)?;
     let lip_at = |i: usize| lips.narrow(0, i % 16, 1);
-
-    let frames = |full: usize| if opts.quick { 1 } else { full };
-    let mut figures = Vec::new();
 
     // The official demo loop: everything recomputed every frame.
     let ms = time_per_call(frames(3), |i| {
