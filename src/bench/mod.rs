@@ -2,6 +2,8 @@
 //! figure on stdout, e.g. `{"bench":"steady_state","ms_per_frame":312.5}`.
 
 pub mod neural;
+#[cfg(feature = "plugin")]
+pub mod plugin;
 pub mod procedural;
 
 /// Settings shared by every benchmark.

@@ -111,7 +111,7 @@ enum Command {
         /// Fewer iterations.
         #[arg(long)]
         quick: bool,
-        /// Only these groups (neural, audio, procedural).
+        /// Only these groups (procedural, audio, plugin, neural).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
@@ -502,6 +502,10 @@ fn bench(threads: Option<usize>, quick: bool, only: &[String]) -> CliResult<()> 
     }
     if want("audio") {
         bevy_edtalk::bench::audio::run(&opts);
+    }
+    #[cfg(feature = "plugin")]
+    if want("plugin") {
+        bevy_edtalk::bench::plugin::run(&opts);
     }
     if want("neural") {
         bevy_edtalk::bench::neural::run(&opts).map_err(|e| e.to_string())?;

@@ -8,8 +8,6 @@ use kira::sound::PlaybackState;
 use kira::sound::static_sound::{StaticSoundData, StaticSoundHandle, StaticSoundSettings};
 use kira::{AudioManager, AudioManagerSettings, DefaultBackend, Frame, Tween};
 
-use super::EdTalkSettings;
-
 /// Which audio output plays the voice lines.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum AudioOutput {
@@ -46,7 +44,8 @@ pub(crate) enum Playback {
 }
 
 impl EdTalkAudio {
-    fn new(choice: AudioOutput) -> Self {
+    /// Opens the output (called by the plugin when it is added).
+    pub(crate) fn new(choice: AudioOutput) -> Self {
         let output = match choice {
             AudioOutput::Auto => match AudioManager::<DefaultBackend>::new(Default::default()) {
                 Ok(m) => Output::Device(Box::new(m)),
@@ -157,13 +156,4 @@ impl Playback {
             });
         }
     }
-}
-
-/// Startup: opens the configured output.
-pub(crate) fn init_audio(world: &mut World) {
-    let choice = world
-        .get_resource::<EdTalkSettings>()
-        .map(|s| s.audio)
-        .unwrap_or_default();
-    world.insert_non_send(EdTalkAudio::new(choice));
 }

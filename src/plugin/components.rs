@@ -56,8 +56,9 @@ pub struct TalkingFace {
 
 /// Builds a [`FacePortrait`] (and emotion, voice defaults) from a RON character file once
 /// it has loaded.
+/// Lines sent before the file has loaded are queued.
 #[derive(Component, Clone, Debug)]
-#[require(Transform, Visibility)]
+#[require(Transform, Visibility, FaceRuntime)]
 pub struct Character(pub Handle<CharacterAsset>);
 
 /// Expression target: EDTalk bank weights plus the procedural look.

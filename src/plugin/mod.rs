@@ -84,6 +84,9 @@ pub struct EdTalkSettings {
     pub prebuffer: f32,
     /// Audio output for voice lines.
     pub audio: AudioOutput,
+    /// Small head sway and blinks while faces are on screen (off: faces hold still
+    /// between lines).
+    pub idle_motion: bool,
 }
 
 impl Default for EdTalkSettings {
@@ -100,6 +103,7 @@ impl Default for EdTalkSettings {
             face_resolution: 256,
             prebuffer: 0.12,
             audio: AudioOutput::Auto,
+            idle_motion: true,
         }
     }
 }
@@ -127,6 +131,8 @@ impl Plugin for EdTalkPlugin {
         if !app.world().contains_resource::<EdTalkSettings>() {
             app.insert_resource(self.settings.clone());
         }
+        let output = app.world().resource::<EdTalkSettings>().audio;
+        app.insert_non_send(EdTalkAudio::new(output));
         app.init_asset::<VoiceLine>()
             .init_asset::<CharacterAsset>()
             .init_asset::<EmotionScriptAsset>()
@@ -145,7 +151,7 @@ impl Plugin for EdTalkPlugin {
                 Update,
                 (EdTalkSet::Input, EdTalkSet::Schedule, EdTalkSet::Upload).chain(),
             )
-            .add_systems(Startup, (audio::init_audio, systems::start_worker))
+            .add_systems(Startup, systems::start_worker)
             .add_systems(
                 Update,
                 (

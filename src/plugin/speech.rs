@@ -122,6 +122,7 @@ pub(crate) fn motion_at(
     fps: f32,
     id: IdentityId,
     emotion: &EmotionState,
+    idle_motion: bool,
 ) -> MotionFrame {
     let t = key as f64 / fps as f64;
     let mut m = match line {
@@ -133,9 +134,11 @@ pub(crate) fn motion_at(
     let (exp, look) = emotion.sample(t);
     m.exp_coeffs = exp;
     m.expression = look;
-    let (head, blink) = idle(id, t);
-    m.head = head;
-    m.expression.eye_open *= 1.0 - blink;
+    if idle_motion {
+        let (head, blink) = idle(id, t);
+        m.head = head;
+        m.expression.eye_open *= 1.0 - blink;
+    }
     m
 }
 

@@ -153,7 +153,9 @@ pub(crate) fn report_asset_errors(
         .chain(images.read().map(|e| e.error.to_string()))
         .collect();
     for m in msgs {
-        report(&mut errors, None, m);
+        // Bevy's error text may carry a backtrace: the first line says what went wrong.
+        let first = m.lines().next().unwrap_or_default().to_string();
+        report(&mut errors, None, first);
     }
 }
 
@@ -161,9 +163,9 @@ pub(crate) fn report_asset_errors(
 pub(crate) fn apply_characters(
     mut commands: Commands,
     characters: Res<Assets<CharacterAsset>>,
-    query: Query<(Entity, &Character), Without<FacePortrait>>,
+    query: Query<(Entity, &Character, Has<EmotionState>), Without<FacePortrait>>,
 ) {
-    for (entity, character) in &query {
+    for (entity, character, has_emotion) in &query {
         let Some(asset) = characters.get(&character.0) else {
             continue;
         };
@@ -172,14 +174,19 @@ pub(crate) fn apply_characters(
             rig: asset.rig.clone(),
             crop: asset.crop,
         };
-        let emotion = asset
-            .default_emotion
-            .as_ref()
-            .and_then(|k| {
-                Emotion::from_name(&k.emotion).map(|e| EmotionState::emotion(e, k.intensity))
-            })
-            .unwrap_or_default();
-        commands.entity(entity).insert((portrait, emotion));
+        let mut e = commands.entity(entity);
+        e.insert(portrait);
+        // An emotion the game set on the entity wins over the file's default.
+        if !has_emotion {
+            let emotion = asset
+                .default_emotion
+                .as_ref()
+                .and_then(|k| {
+                    Emotion::from_name(&k.emotion).map(|e| EmotionState::emotion(e, k.intensity))
+                })
+                .unwrap_or_default();
+            e.insert(emotion);
+        }
     }
 }
 
@@ -592,6 +599,7 @@ pub(crate) fn request_frames(
                 fps,
                 id,
                 &emotion,
+                settings.idle_motion,
             );
             last = key;
             if rt.line.is_none() && rt.last_motion.as_ref() == Some(&motion) {

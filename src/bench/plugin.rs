@@ -1,0 +1,134 @@
+//! Main-thread cost of the plugin: a headless app with 16 talking faces (procedural tier,
+//! mock audio, fixed 40 ms steps), timing `App::update` against the same app without faces.
+
+use std::time::{Duration, Instant};
+
+use bevy::asset::RenderAssetUsages;
+use bevy::image::ImagePlugin;
+use bevy::prelude::*;
+use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
+use bevy::time::TimeUpdateStrategy;
+
+use super::{BenchOptions, emit};
+use crate::plugin::*;
+
+fn app(threads: usize) -> App {
+    let mut app = App::new();
+    app.add_plugins((
+        MinimalPlugins,
+        AssetPlugin::default(),
+        ImagePlugin::default(),
+        EdTalkPlugin {
+            settings: EdTalkSettings {
+                backend: BackendChoice::Procedural,
+                inference_threads: threads,
+                audio: AudioOutput::Mock {
+                    sample_rate: 1000,
+                    buffer: 10,
+                },
+                ..Default::default()
+            },
+        },
+    ))
+    .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_millis(
+        40,
+    )));
+    app.finish();
+    app.cleanup();
+    app
+}
+
+fn portrait() -> Image {
+    let n = 256u32;
+    let data = (0..n * n)
+        .flat_map(|i| {
+            let (x, y) = (i % n, i / n);
+            [(x % 256) as u8, (y % 256) as u8, 128, 255]
+        })
+        .collect();
+    Image::new(
+        Extent3d {
+            width: n,
+            height: n,
+            depth_or_array_layers: 1,
+        },
+        TextureDimension::D2,
+        data,
+        TextureFormat::Rgba8UnormSrgb,
+        RenderAssetUsages::default(),
+    )
+}
+
+fn line() -> VoiceLine {
+    let samples: Vec<f32> = (0..16_000 * 30)
+        .map(|i| {
+            let t = i as f32 / 16_000.0;
+            // Syllables: a 4 Hz envelope over a voiced buzz.
+            let env = (std::f32::consts::TAU * 4.0 * t).sin().max(0.0);
+            env * 0.4 * (std::f32::consts::TAU * 150.0 * t).sin()
+        })
+        .collect();
+    VoiceLine {
+        samples: samples.into(),
+        sample_rate: 16_000,
+    }
+}
+
+/// Mean milliseconds per `update` over `frames` game frames.
+fn measure(app: &mut App, frames: usize) -> f64 {
+    let mut total = Duration::ZERO;
+    for _ in 0..frames {
+        app.world_mut()
+            .non_send_mut::<EdTalkAudio>()
+            .advance_mock(0.04);
+        let t0 = Instant::now();
+        app.update();
+        total += t0.elapsed();
+        // A 60 fps game's frame budget: the worker renders meanwhile.
+        std::thread::sleep(Duration::from_millis(16));
+    }
+    total.as_secs_f64() * 1000.0 / frames as f64
+}
+
+/// Prints `{"bench":"plugin_main_thread","ms_per_game_frame":...}`.
+pub fn run(opts: &BenchOptions) -> Vec<serde_json::Value> {
+    let frames = if opts.quick { 60 } else { 250 };
+    let threads = opts.threads.max(1);
+    let mut empty = app(threads);
+    measure(&mut empty, 20);
+    let baseline = measure(&mut empty, frames);
+
+    let mut app = app(threads);
+    let image = app
+        .world_mut()
+        .resource_mut::<Assets<Image>>()
+        .add(portrait());
+    let voice = app
+        .world_mut()
+        .resource_mut::<Assets<VoiceLine>>()
+        .add(line());
+    let faces: Vec<Entity> = (0..16)
+        .map(|_| {
+            app.world_mut()
+                .spawn((FacePortrait::new(image.clone()), Sprite::default()))
+                .id()
+        })
+        .collect();
+    measure(&mut app, 10);
+    for &f in &faces {
+        app.world_mut().write_message(Speak::new(f, voice.clone()));
+    }
+    measure(&mut app, 20);
+    let with_faces = measure(&mut app, frames);
+    let diag = app.world().resource::<EdTalkDiagnostics>().clone();
+    vec![emit(serde_json::json!({
+        "bench": "plugin_main_thread",
+        "ms_per_game_frame": ((with_faces - baseline).max(0.0) * 1000.0).round() / 1000.0,
+        "faces": faces.len(),
+        "update_ms_with_faces": (with_faces * 1000.0).round() / 1000.0,
+        "update_ms_empty_app": (baseline * 1000.0).round() / 1000.0,
+        "frames_shown": diag.frames_shown,
+        "frames_late": diag.frames_late,
+        "frames_dropped": diag.frames_dropped,
+    }))]
+}
