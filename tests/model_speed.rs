@@ -107,10 +107,6 @@ fn time_ops_256() {
         let t = Instant::now();
         let y = im2col::conv_transpose3x3_s2(&xs, &wt).unwrap();
         eprintln!("convT 128->64 @128->257: {:.1} ms", ms(t));
-        let w4 = Tensor::randn(0f32, 1.0, (128, 64, 3, 3), &dev).unwrap();
-        let t = Instant::now();
-        let _ = bevy_edtalk::model::conv_transpose::conv_transpose2d(&xs, &w4, 2).unwrap();
-        eprintln!("convT (col2im kernel) 128->64: {:.1} ms", ms(t));
         let t = Instant::now();
         let _ = Fir::blur(1, 0, 2.0).forward(&y).unwrap();
         eprintln!("blur @258: {:.1} ms", ms(t));

@@ -43,40 +43,7 @@ enum BackendArg {
 #[derive(Subcommand)]
 enum Command {
     /// Render a talking portrait from an audio file (the official demo, offline).
-    Render {
-        #[arg(long)]
-        portrait: PathBuf,
-        #[arg(long)]
-        audio: PathBuf,
-        /// One of the eight emotions (angry, contempt, disgusted, fear, happy, neutral, sad,
-        /// surprised).
-        #[arg(long, conflicts_with = "script")]
-        emotion: Option<String>,
-        /// An emotion script (RON timeline).
-        #[arg(long)]
-        script: Option<PathBuf>,
-        /// `fixed` (the portrait's own pose), `idle`, or a pose track file (RON).
-        #[arg(long, default_value = "fixed")]
-        pose: String,
-        /// A baked motion track (from `edtalk bake`) instead of analysing the audio.
-        #[arg(long)]
-        track: Option<PathBuf>,
-        /// Face rig (RON) for the procedural renderer; default: `<portrait>.rig.ron` if
-        /// present, else the default rig.
-        #[arg(long)]
-        rig: Option<PathBuf>,
-        #[arg(long, default_value = "ckpts")]
-        ckpts: PathBuf,
-        #[arg(long, value_enum, default_value = "auto")]
-        backend: BackendArg,
-        /// Directory for one PNG per 25 fps frame (frame_00000.png, ...).
-        #[arg(long)]
-        frames_out: Option<PathBuf>,
-        #[arg(long)]
-        gif: Option<PathBuf>,
-        #[arg(long)]
-        apng: Option<PathBuf>,
-    },
+    Render(RenderJob),
     /// Bake a line's motion track to RON (Audio2Lip mouth coefficients when the
     /// checkpoint is there, the DSP mouth controls always).
     Bake {
@@ -122,33 +89,7 @@ type CliResult<T> = Result<T, String>;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Render {
-            portrait,
-            audio,
-            emotion,
-            script,
-            pose,
-            track,
-            rig,
-            ckpts,
-            backend,
-            frames_out,
-            gif,
-            apng,
-        } => render(RenderJob {
-            portrait,
-            audio,
-            emotion,
-            script,
-            pose,
-            track,
-            rig,
-            ckpts,
-            backend,
-            frames_out,
-            gif,
-            apng,
-        }),
+        Command::Render(job) => render(job),
         Command::Bake { audio, ckpts, out } => bake(&audio, &ckpts, &out),
         Command::Extract { frames, ckpts, out } => extract(&frames, &ckpts, &out),
         Command::Inspect { ckpts } => inspect(&ckpts),
@@ -167,18 +108,39 @@ fn main() -> ExitCode {
     }
 }
 
+#[derive(clap::Args)]
 struct RenderJob {
+    #[arg(long)]
     portrait: PathBuf,
+    #[arg(long)]
     audio: PathBuf,
+    /// One of the eight emotions (angry, contempt, disgusted, fear, happy, neutral, sad,
+    /// surprised).
+    #[arg(long, conflicts_with = "script")]
     emotion: Option<String>,
+    /// An emotion script (RON timeline).
+    #[arg(long)]
     script: Option<PathBuf>,
+    /// `fixed` (the portrait's own pose), `idle`, or a pose track file (RON).
+    #[arg(long, default_value = "fixed")]
     pose: String,
+    /// A baked motion track (from `edtalk bake`) instead of analysing the audio.
+    #[arg(long)]
     track: Option<PathBuf>,
+    /// Face rig (RON) for the procedural renderer; default: `<portrait>.rig.ron` if
+    /// present, else the default rig.
+    #[arg(long)]
     rig: Option<PathBuf>,
+    #[arg(long, default_value = "ckpts")]
     ckpts: PathBuf,
+    #[arg(long, value_enum, default_value = "auto")]
     backend: BackendArg,
+    /// Directory for one PNG per 25 fps frame (frame_00000.png, ...).
+    #[arg(long)]
     frames_out: Option<PathBuf>,
+    #[arg(long)]
     gif: Option<PathBuf>,
+    #[arg(long)]
     apng: Option<PathBuf>,
 }
 

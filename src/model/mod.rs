@@ -2,7 +2,6 @@
 //! checkpoint loading. Plain Rust, no Bevy types.
 
 pub mod checkpoint;
-pub mod conv_transpose;
 pub mod grid_sample;
 pub mod qr;
 
