@@ -255,6 +255,7 @@ impl CustomOp2 for GridSampleCpu {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::test_util::max_abs_diff;
 
     fn fixture(name: &str) -> Tensor {
         let path = concat!(
@@ -266,20 +267,6 @@ mod tests {
             .unwrap_or_else(|| panic!("ops_io has no {name}"))
             .to_dtype(DType::F32)
             .expect("to f32")
-    }
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        assert_eq!(a.dims(), b.dims());
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
     }
 
     #[test]

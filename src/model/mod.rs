@@ -17,3 +17,6 @@ pub use generator::{Coefficients, ExpressionFeats, Generator, Identity, Variant}
 
 pub mod audio2lip;
 pub mod ckpt_dir;
+
+#[cfg(test)]
+mod test_util;

@@ -82,7 +82,7 @@ pub(crate) fn parse_ron<T: for<'de> Deserialize<'de>>(
         .map_err(|e| RonAssetError::ron(path, e))
 }
 
-/// Decodes voice lines (wav, ogg/vorbis, mp3, flac) with kira's decoder.
+/// Decodes voice lines (wav, ogg/vorbis, mp3, flac) to 16 kHz mono with [`crate::audio`].
 #[derive(Default, TypePath)]
 pub struct VoiceLineLoader;
 

@@ -215,17 +215,7 @@ mod tests {
         ] {
             let a = fir.forward(&x).unwrap();
             let b = fir.forward_generic(&x).unwrap();
-            assert_eq!(a.dims(), b.dims());
-            let d = (a - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let d = crate::model::test_util::max_abs_diff(&a, &b);
             assert!(d < 1e-6, "{fir:?}: {d}");
         }
     }
