@@ -8,12 +8,19 @@ use bevy::image::{CompressedImageFormats, ImageLoader, ImagePlugin};
 use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
 use bevy::time::TimeUpdateStrategy;
-use bevy_edtalk::motion::Emotion;
+use bevy_edtalk::motion::{
+    Emotion, HeadPose, IdleSettings, MotionFrame, MotionTrack, MouthControls, PoseKey, PoseSource,
+    PoseTrack,
+};
 use bevy_edtalk::plugin::*;
 
 const DT: f64 = 0.04;
 
 fn app(assets_dir: &std::path::Path) -> App {
+    app_with_idle(assets_dir, false)
+}
+
+fn app_with_idle(assets_dir: &std::path::Path, idle_motion: bool) -> App {
     let mut app = App::new();
     app.add_plugins((
         MinimalPlugins,
@@ -27,7 +34,7 @@ fn app(assets_dir: &std::path::Path) -> App {
                 backend: BackendChoice::Procedural,
                 inference_threads: 1,
                 prebuffer: 0.08,
-                idle_motion: false,
+                idle_motion,
                 audio: AudioOutput::Mock {
                     sample_rate: 1000,
                     buffer: 10,
@@ -434,4 +441,394 @@ fn a_worker_panic_is_reported_and_faces_keep_animating() {
         moved |= mouth_diff(&face_pixels(&app, face), &rest) > 2.0;
     }
     assert!(moved);
+}
+
+/// Mean absolute difference in a band across the cheeks (below the eyes, above the lips):
+/// the head's turn moves the face outline there; the mouth and blinks do not.
+fn cheek_diff(a: &[u8], b: &[u8]) -> f32 {
+    let n = 256usize;
+    let mut sum = 0u64;
+    let mut count = 0u64;
+    for y in 128..160 {
+        for x in 20..236 {
+            for c in 0..3 {
+                let i = (y * n + x) * 4 + c;
+                sum += (a[i] as i32 - b[i] as i32).unsigned_abs() as u64;
+                count += 1;
+            }
+        }
+    }
+    sum as f32 / count as f32
+}
+
+/// Plays `speak` on `face` and returns (playback position, cheek diff, mouth diff) against
+/// `rest` for every game frame while the line plays, and whether it finished.
+fn play(app: &mut App, face: Entity, speak: Speak, rest: &[u8]) -> (Vec<(f64, f32, f32)>, bool) {
+    app.world_mut().write_message(speak);
+    let mut trace = Vec::new();
+    let mut finished = false;
+    for _ in 0..70 {
+        step(app);
+        finished |= app
+            .world_mut()
+            .resource_mut::<Messages<SpeechFinished>>()
+            .drain()
+            .any(|m| m.entity == face && m.completed);
+        if let Some(p) = playback_position(app, face) {
+            let px = face_pixels(app, face);
+            trace.push((p, cheek_diff(&px, rest), mouth_diff(&px, rest)));
+        }
+        if finished {
+            break;
+        }
+    }
+    (trace, finished)
+}
+
+#[test]
+fn a_line_with_its_own_pose_turns_the_head_and_a_line_without_does_not() {
+    let dir = tempfile_dir("pose");
+    let mut app = app(&dir);
+    let face = spawn_face(&mut app);
+    settle(&mut app, 10);
+    let rest = face_pixels(&app, face);
+    let line = app
+        .world_mut()
+        .resource_mut::<Assets<VoiceLine>>()
+        .add(test_line());
+
+    // No pose: the head holds still (idle motion is off in this app).
+    let (plain, done) = play(&mut app, face, Speak::new(face, line.clone()), &rest);
+    assert!(done && plain.len() >= 30, "{plain:?}");
+    let plain_cheeks = plain.iter().map(|t| t.1).fold(0.0, f32::max);
+    assert!(plain_cheeks < 0.5, "head moved without a pose: {plain:?}");
+    assert!(plain.iter().any(|t| t.2 > 2.0), "mouth never moved");
+    settle(&mut app, 5);
+
+    // A one-key pose track (held, ping-pong) turning the head.
+    let turned = PoseSource::Track(PoseTrack {
+        frames: vec![PoseKey {
+            head: HeadPose {
+                yaw: 0.3,
+                ..Default::default()
+            },
+            coeffs: None,
+        }],
+    });
+    let (posed, done) = play(
+        &mut app,
+        face,
+        Speak::new(face, line).with_pose(turned),
+        &rest,
+    );
+    assert!(done, "{posed:?}");
+    // Past the first frames (the line's first face frames may still be in flight).
+    let turned_frames = posed
+        .iter()
+        .filter(|t| (0.2..1.4).contains(&t.0))
+        .collect::<Vec<_>>();
+    assert!(turned_frames.len() >= 20, "{posed:?}");
+    assert!(
+        turned_frames.iter().all(|t| t.1 > 1.5),
+        "head did not turn with the line's pose: {posed:?} vs {plain_cheeks}"
+    );
+    assert!(posed.iter().any(|t| t.2 > 2.0), "mouth never moved");
+    // After the line the head is back to the portrait's own pose.
+    settle(&mut app, 5);
+    assert!(cheek_diff(&face_pixels(&app, face), &rest) < 0.5);
+    assert!(errors(&mut app).is_empty());
+}
+
+fn write_character(dir: &std::path::Path, name: &str, extra: &str) {
+    let portraits = dir.join("portraits");
+    std::fs::create_dir_all(&portraits).unwrap();
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/portraits/ada.png");
+    std::fs::copy(src, portraits.join("ada.png")).unwrap();
+    std::fs::write(
+        dir.join(format!("{name}.character.ron")),
+        format!("(\n    name: \"{name}\",\n    portrait: \"portraits/ada.png\",\n{extra})\n"),
+    )
+    .unwrap();
+}
+
+/// Steps until `entity` has a [`FacePortrait`] (the character file was applied).
+fn wait_for_character(app: &mut App, entity: Entity) {
+    for _ in 0..100 {
+        step(app);
+        if app.world().get::<FacePortrait>(entity).is_some() {
+            return;
+        }
+    }
+    panic!("character never applied; errors {:?}", errors(app));
+}
+
+#[test]
+fn character_files_parse_with_and_without_idle_settings() {
+    let dir = tempfile_dir("idle-parse");
+    write_character(&dir, "plain", "");
+    write_character(
+        &dir,
+        "idler",
+        // Every optional field, as in the README's example.
+        "    crop: Some((0, 0, 256, 256)),\n    backend: Some(Procedural),\n    \
+         idle: Some((seed: 7, sway: 0.1, blink_interval: 5.0)),\n",
+    );
+    let mut app = app(&dir);
+    let server = app.world().resource::<AssetServer>().clone();
+    let plain_handle = server.load::<CharacterAsset>("plain.character.ron");
+    let idler_handle = server.load::<CharacterAsset>("idler.character.ron");
+    let plain = app.world_mut().spawn(Character(plain_handle.clone())).id();
+    let idler = app.world_mut().spawn(Character(idler_handle.clone())).id();
+    wait_for_character(&mut app, plain);
+    wait_for_character(&mut app, idler);
+    let assets = app.world().resource::<Assets<CharacterAsset>>();
+    assert_eq!(assets.get(&plain_handle).unwrap().idle, None);
+    let expected = IdleSettings {
+        seed: 7,
+        sway: 0.1,
+        blink_interval: 5.0,
+        // Left out of the file: the default.
+        nod: IdleSettings::default().nod,
+    };
+    assert_eq!(
+        assets.get(&idler_handle).unwrap().idle,
+        Some(expected.clone())
+    );
+    assert!(app.world().get::<IdleMotion>(plain).is_none());
+    assert_eq!(
+        app.world().get::<IdleMotion>(idler),
+        Some(&IdleMotion(expected))
+    );
+    assert!(errors(&mut app).is_empty());
+}
+
+/// The largest cheek-band change of `face` over `frames` game frames.
+fn max_motion(app: &mut App, face: Entity, frames: usize) -> f32 {
+    let first = face_pixels(app, face);
+    let mut most = 0.0f32;
+    for _ in 0..frames {
+        step(app);
+        most = most.max(cheek_diff(&face_pixels(app, face), &first));
+    }
+    most
+}
+
+#[test]
+fn a_characters_idle_settings_drive_its_idle_motion() {
+    let dir = tempfile_dir("idle-use");
+    write_character(&dir, "still", "    idle: Some((sway: 0.0)),\n");
+    write_character(&dir, "swaying", "    idle: Some((sway: 0.3)),\n");
+    let mut app = app_with_idle(&dir, true);
+    let server = app.world().resource::<AssetServer>().clone();
+    let still = app
+        .world_mut()
+        .spawn((
+            Character(server.load("still.character.ron")),
+            Sprite::default(),
+        ))
+        .id();
+    let swaying = app
+        .world_mut()
+        .spawn((
+            Character(server.load("swaying.character.ron")),
+            Sprite::default(),
+        ))
+        .id();
+    wait_for_character(&mut app, still);
+    wait_for_character(&mut app, swaying);
+    settle(&mut app, 10);
+    let mut moved_still = 0.0f32;
+    let mut moved_swaying = 0.0f32;
+    // Both measured over the same 3 s.
+    let first_still = face_pixels(&app, still);
+    let first_swaying = face_pixels(&app, swaying);
+    for _ in 0..75 {
+        step(&mut app);
+        moved_still = moved_still.max(cheek_diff(&face_pixels(&app, still), &first_still));
+        moved_swaying = moved_swaying.max(cheek_diff(&face_pixels(&app, swaying), &first_swaying));
+    }
+    assert!(moved_still < 0.5, "sway 0 moved the head: {moved_still}");
+    assert!(
+        moved_swaying > 2.0,
+        "sway 0.3 barely moved: {moved_swaying}"
+    );
+    // Without the setting, the plugin's default idle (a smaller sway) applies.
+    let plain = spawn_face(&mut app);
+    settle(&mut app, 10);
+    let moved_default = max_motion(&mut app, plain, 75);
+    assert!(
+        moved_default > moved_still && moved_default < moved_swaying,
+        "default idle {moved_default}, still {moved_still}, swaying {moved_swaying}"
+    );
+    assert!(errors(&mut app).is_empty());
+}
+
+#[test]
+fn an_edited_character_file_is_applied_to_its_faces() {
+    let dir = tempfile_dir("reload");
+    write_character(&dir, "ada", "");
+    let mut app = app(&dir);
+    let server = app.world().resource::<AssetServer>().clone();
+    let handle = server.load::<CharacterAsset>("ada.character.ron");
+    let face = app
+        .world_mut()
+        .spawn((Character(handle.clone()), Sprite::default()))
+        .id();
+    wait_for_character(&mut app, face);
+    settle(&mut app, 10);
+    let before = face_pixels(&app, face);
+    assert!(app.world().get::<IdleMotion>(face).is_none());
+    assert_eq!(
+        app.world()
+            .get::<EmotionState>(face)
+            .unwrap()
+            .target()
+            .label,
+        "own"
+    );
+
+    // Edit the loaded asset, as a hot reload does (Assets::get_mut sends Modified).
+    let red = app
+        .world_mut()
+        .resource_mut::<Assets<Image>>()
+        .add(solid_image([200, 30, 30, 255]));
+    let idle = IdleSettings {
+        seed: 3,
+        sway: 0.05,
+        ..Default::default()
+    };
+    {
+        let mut assets = app.world_mut().resource_mut::<Assets<CharacterAsset>>();
+        let mut asset = assets.get_mut(&handle).unwrap();
+        asset.portrait = red.clone();
+        asset.idle = Some(idle.clone());
+        asset.default_emotion = Some(DefaultEmotion {
+            emotion: "happy".into(),
+            intensity: 1.0,
+        });
+    }
+    settle(&mut app, 10);
+    let world = app.world();
+    assert_eq!(world.get::<FacePortrait>(face).unwrap().image, red);
+    assert_eq!(world.get::<IdleMotion>(face), Some(&IdleMotion(idle)));
+    let label = &world.get::<EmotionState>(face).unwrap().target().label;
+    assert!(label.starts_with("happy"), "{label}");
+    // The texture shows the new portrait.
+    let after = face_pixels(&app, face);
+    assert_ne!(after, before);
+    let centre = (128 * 256 + 128) * 4;
+    assert_eq!(&after[centre..centre + 3], &[200, 30, 30], "centre pixel");
+
+    // Removing the idle settings again returns the face to the default idle.
+    {
+        let mut assets = app.world_mut().resource_mut::<Assets<CharacterAsset>>();
+        assets.get_mut(&handle).unwrap().idle = None;
+    }
+    settle(&mut app, 3);
+    assert!(app.world().get::<IdleMotion>(face).is_none());
+    assert!(errors(&mut app).is_empty());
+}
+
+fn solid_image(rgba: [u8; 4]) -> Image {
+    Image::new_fill(
+        Extent3d {
+            width: 64,
+            height: 64,
+            depth_or_array_layers: 1,
+        },
+        TextureDimension::D2,
+        &rgba,
+        TextureFormat::Rgba8UnormSrgb,
+        RenderAssetUsages::default(),
+    )
+}
+
+#[test]
+fn a_baked_track_drives_the_mouth_and_rests_it_past_its_end() {
+    let dir = tempfile_dir("track");
+    // 0.4 s of a wide-open mouth: the line's leading silence, where the audio would keep
+    // the mouth shut. The voiced part after it is past the track's end.
+    let open = MotionFrame {
+        mouth: MouthControls {
+            jaw_open: 1.0,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    MotionTrack::new(vec![open; 10])
+        .save(dir.join("open.track.ron"))
+        .unwrap();
+    let mut app = app(&dir);
+    let face = spawn_face(&mut app);
+    settle(&mut app, 10);
+    let rest = face_pixels(&app, face);
+    let track = app
+        .world()
+        .resource::<AssetServer>()
+        .load::<MotionTrackAsset>("open.track.ron");
+    let line = app
+        .world_mut()
+        .resource_mut::<Assets<VoiceLine>>()
+        .add(test_line());
+    let (trace, done) = play(
+        &mut app,
+        face,
+        Speak::new(face, line).with_track(track),
+        &rest,
+    );
+    assert!(done, "{trace:?}; errors {:?}", errors(&mut app));
+    let silent_open = trace
+        .iter()
+        .filter(|t| (0.12..0.36).contains(&t.0))
+        .collect::<Vec<_>>();
+    let voiced = trace
+        .iter()
+        .filter(|t| (0.52..1.08).contains(&t.0))
+        .collect::<Vec<_>>();
+    assert!(silent_open.len() >= 4 && voiced.len() >= 10, "{trace:?}");
+    assert!(
+        silent_open.iter().all(|t| t.2 > 2.0),
+        "baked open mouth not shown during the silence: {trace:?}"
+    );
+    assert!(
+        voiced.iter().all(|t| t.2 < 2.0),
+        "mouth moved past the track's end (audio analysed?): {trace:?}"
+    );
+    assert!(errors(&mut app).is_empty());
+}
+
+#[test]
+fn a_broken_track_is_reported_and_the_line_plays_from_its_audio() {
+    let dir = tempfile_dir("bad-track");
+    std::fs::write(
+        dir.join("bad.track.ron"),
+        "(fps: 25.0, frames: [(mouth: 3)])",
+    )
+    .unwrap();
+    let mut app = app(&dir);
+    let face = spawn_face(&mut app);
+    settle(&mut app, 10);
+    let rest = face_pixels(&app, face);
+    let track = app
+        .world()
+        .resource::<AssetServer>()
+        .load::<MotionTrackAsset>("bad.track.ron");
+    let line = app
+        .world_mut()
+        .resource_mut::<Assets<VoiceLine>>()
+        .add(test_line());
+    app.world_mut()
+        .write_message(Speak::new(face, line).with_track(track));
+    let mut errs = Vec::new();
+    let mut moved = false;
+    for _ in 0..50 {
+        step(&mut app);
+        errs.extend(errors(&mut app));
+        moved |= mouth_diff(&face_pixels(&app, face), &rest) > 2.0;
+    }
+    assert!(
+        errs.iter().any(|e| e.message.contains("bad.track.ron")),
+        "{errs:?}"
+    );
+    assert!(moved, "the line did not play from its audio");
 }

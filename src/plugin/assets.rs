@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::BackendChoice;
 use crate::audio::DecodeOptions;
-use crate::motion::{Emotion, EmotionLibrary, EmotionScript};
+use crate::motion::{Emotion, EmotionLibrary, EmotionScript, IdleSettings};
 use crate::render::rig::FaceRig;
 
 /// A decoded voice line: 16 kHz mono samples (what lip-sync needs, and what is played).
@@ -57,7 +57,7 @@ impl RonAssetError {
     }
 }
 
-async fn read_all(
+pub(crate) async fn read_all(
     reader: &mut dyn Reader,
     ctx: &LoadContext<'_>,
 ) -> Result<Vec<u8>, RonAssetError> {
@@ -191,9 +191,11 @@ struct CharacterFile {
     default_emotion: Option<DefaultEmotion>,
     #[serde(default)]
     backend: Option<BackendChoice>,
+    #[serde(default)]
+    idle: Option<IdleSettings>,
 }
 
-/// A character: portrait (+ crop, rig), default emotion, backend preference.
+/// A character: portrait (+ crop, rig), default emotion, idle motion, backend preference.
 ///
 /// ```ron
 /// (
@@ -201,8 +203,13 @@ struct CharacterFile {
 ///     portrait: "portraits/ada.png",
 ///     rig: Some("portraits/ada.rig.ron"),
 ///     default_emotion: Some((emotion: "happy", intensity: 0.4)),
+///     // Optional; fields left out take IdleSettings' defaults.
+///     idle: Some((seed: 7, sway: 0.02, blink_interval: 5.0)),
 /// )
 /// ```
+///
+/// Edits to a loaded file (with the `file_watcher` feature) are applied to the entities
+/// spawned from it; see [`super::Character`].
 #[derive(Asset, TypePath, Clone, Debug)]
 pub struct CharacterAsset {
     pub name: String,
@@ -212,6 +219,9 @@ pub struct CharacterAsset {
     pub default_emotion: Option<DefaultEmotion>,
     /// Preference only: the plugin runs one backend for all faces (its settings').
     pub backend: Option<BackendChoice>,
+    /// Idle head sway and blinks for this character (seed, sway in radians, mean seconds
+    /// between blinks; `nod` is unused between lines). `None`: the plugin's default idle.
+    pub idle: Option<IdleSettings>,
 }
 
 /// Loads `.character.ron` files (and the rig they name).
@@ -270,6 +280,7 @@ impl AssetLoader for CharacterLoader {
             rig,
             default_emotion: file.default_emotion,
             backend: file.backend,
+            idle: file.idle,
         })
     }
 

@@ -3,7 +3,7 @@ use bevy::prelude::*;
 use super::assets::CharacterAsset;
 use super::systems::FaceRuntime;
 use crate::motion::{
-    EXP_DIM, Emotion, EmotionError, EmotionLibrary, EmotionMix, ExpressionControls,
+    EXP_DIM, Emotion, EmotionError, EmotionLibrary, EmotionMix, ExpressionControls, IdleSettings,
 };
 use crate::render::rig::FaceRig;
 
@@ -54,12 +54,38 @@ pub struct TalkingFace {
     pub clock: f64,
 }
 
-/// Builds a [`FacePortrait`] (and emotion, voice defaults) from a RON character file once
-/// it has loaded.
-/// Lines sent before the file has loaded are queued.
+/// Builds a [`FacePortrait`] (and emotion, idle motion) from a RON character file once
+/// it has loaded. Lines sent before the file has loaded are queued.
+///
+/// When the file changes (hot reload with the `file_watcher` feature, or an edit through
+/// `Assets<CharacterAsset>`), the portrait, crop, rig and idle settings are applied again;
+/// a changed `default_emotion` moves the face to it. The backend preference is not
+/// re-applied: the plugin runs one backend for all faces.
 #[derive(Component, Clone, Debug)]
 #[require(Transform, Visibility, FaceRuntime)]
 pub struct Character(pub Handle<CharacterAsset>);
+
+/// Idle head sway and blinks of one face, used while it is not speaking a line with its
+/// own pose ([`super::Speak::with_pose`]). Without it a face gets the plugin's default
+/// idle motion; [`super::EdTalkSettings::idle_motion`] off stills every face.
+///
+/// `seed` is mixed with the entity, so copies of one character do not sway in lockstep;
+/// `sway` is the peak yaw in radians (pitch and roll move less); `blink_interval` is the
+/// mean seconds between blinks. `nod` only applies to a line's own idle pose.
+#[derive(Component, Clone, Debug, PartialEq)]
+pub struct IdleMotion(pub IdleSettings);
+
+impl Default for IdleMotion {
+    /// The plugin's default idle motion.
+    fn default() -> Self {
+        Self(IdleSettings {
+            seed: 0,
+            sway: 0.04,
+            blink_interval: 4.0,
+            ..Default::default()
+        })
+    }
+}
 
 /// Expression target: EDTalk bank weights plus the procedural look.
 #[derive(Clone, Debug, PartialEq)]

@@ -2,7 +2,8 @@ use bevy::prelude::*;
 
 use super::assets::{EmotionScriptAsset, VoiceLine};
 use super::components::ExpressionTarget;
-use crate::motion::Emotion;
+use super::track_asset::MotionTrackAsset;
+use crate::motion::{Emotion, PoseSource};
 
 /// Makes a face speak a voice line (played on the audio output, lip-synced).
 /// A line already playing on that face is stopped.
@@ -12,6 +13,15 @@ pub struct Speak {
     pub line: Handle<VoiceLine>,
     /// Emotion keys over the line's time.
     pub script: Option<Handle<EmotionScriptAsset>>,
+    /// Head pose for the line. `None`: the face's idle motion (or a still head) goes on
+    /// while it speaks. `Some`: the line's own pose replaces the idle motion until the
+    /// line ends (a [`PoseSource::Track`] is played ping-pong when shorter than the line).
+    pub pose: Option<PoseSource>,
+    /// A pre-baked motion track (`edtalk bake`, `*.track.ron`): the mouth comes from its
+    /// frames instead of analysing the audio. Frames past the track's end hold the mouth
+    /// at rest; a track longer than the line is cut at the line's end. The head still
+    /// comes from [`Speak::pose`] and the expression from the [`super::EmotionState`].
+    pub track: Option<Handle<MotionTrackAsset>>,
     /// Subtitle or caller tag, echoed in [`SpeechStarted`] / [`SpeechFinished`].
     pub tag: String,
 }
@@ -23,6 +33,8 @@ impl Speak {
             entity,
             line,
             script: None,
+            pose: None,
+            track: None,
             tag: String::new(),
         }
     }
@@ -30,6 +42,18 @@ impl Speak {
     /// With an emotion script.
     pub fn with_script(mut self, script: Handle<EmotionScriptAsset>) -> Self {
         self.script = Some(script);
+        self
+    }
+
+    /// With a head-pose source for this line (see [`Speak::pose`]).
+    pub fn with_pose(mut self, pose: PoseSource) -> Self {
+        self.pose = Some(pose);
+        self
+    }
+
+    /// With a baked motion track for the mouth (see [`Speak::track`]).
+    pub fn with_track(mut self, track: Handle<MotionTrackAsset>) -> Self {
+        self.track = Some(track);
         self
     }
 

@@ -23,21 +23,26 @@
 
 mod assets;
 mod audio;
+mod characters;
 mod components;
 mod diagnostics;
 mod messages;
 mod speech;
 mod systems;
+mod track_asset;
 
 pub use assets::{
-    CharacterAsset, CharacterLoader, EmotionScriptAsset, EmotionScriptLoader, RonAssetError,
-    VoiceLine, VoiceLineLoader,
+    CharacterAsset, CharacterLoader, DefaultEmotion, EmotionScriptAsset, EmotionScriptLoader,
+    RonAssetError, VoiceLine, VoiceLineLoader,
 };
 pub use audio::{AudioOutput, EdTalkAudio};
-pub use components::{Character, EmotionState, ExpressionTarget, FacePortrait, TalkingFace};
+pub use components::{
+    Character, EmotionState, ExpressionTarget, FacePortrait, IdleMotion, TalkingFace,
+};
 pub use diagnostics::EdTalkDiagnostics;
 pub use messages::{EdTalkError, SetEmotion, Speak, SpeechFinished, SpeechStarted, StopSpeaking};
 pub use systems::Emotions;
+pub use track_asset::{MotionTrackAsset, MotionTrackLoader};
 
 use std::path::PathBuf;
 
@@ -85,7 +90,7 @@ pub struct EdTalkSettings {
     /// Audio output for voice lines.
     pub audio: AudioOutput,
     /// Small head sway and blinks while faces are on screen (off: faces hold still
-    /// between lines).
+    /// between lines). Per-face settings: [`IdleMotion`].
     pub idle_motion: bool,
 }
 
@@ -136,7 +141,9 @@ impl Plugin for EdTalkPlugin {
         app.init_asset::<VoiceLine>()
             .init_asset::<CharacterAsset>()
             .init_asset::<EmotionScriptAsset>()
+            .init_asset::<MotionTrackAsset>()
             .init_asset_loader::<VoiceLineLoader>()
+            .init_asset_loader::<MotionTrackLoader>()
             .init_asset_loader::<CharacterLoader>()
             .init_asset_loader::<EmotionScriptLoader>()
             .add_message::<Speak>()
@@ -157,7 +164,8 @@ impl Plugin for EdTalkPlugin {
                 (
                     (
                         systems::report_asset_errors,
-                        systems::apply_characters,
+                        characters::apply_characters,
+                        characters::reload_characters,
                         systems::register_portraits,
                         systems::handle_stop,
                         systems::handle_speak,

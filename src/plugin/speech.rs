@@ -6,10 +6,14 @@ use std::sync::Arc;
 use super::assets::VoiceLine;
 use super::components::EmotionState;
 use super::{BackendChoice, EdTalkSettings, InferenceDevice};
+use crate::audio::SAMPLES_PER_FRAME;
 use crate::model::audio2lip::Audio2Lip;
 use crate::model::checkpoint::load_state_dict;
 use crate::model::ckpt_dir::CheckpointDir;
-use crate::motion::{Audio2Motion, HeadPose, MotionConfig, MotionFrame};
+use crate::motion::{
+    Audio2Motion, ExpressionControls, HeadPose, IdleSettings, MOTION_FPS, MotionConfig,
+    MotionFrame, MotionTrack, MouthControls, PosePlayer, PoseSource,
+};
 use crate::render::neural::NeuralRenderer;
 use crate::render::procedural::ProceduralRenderer;
 use crate::render::{FaceRenderer, IdentityId};
@@ -21,6 +25,8 @@ pub(crate) struct PreparedLine {
     pub samples: Arc<[f32]>,
     pub sample_rate: u32,
     pub motion: Vec<MotionFrame>,
+    /// The line brings its own head pose (and blinks), which replace the idle motion.
+    pub own_pose: bool,
 }
 
 /// The candle device for the settings (errors name what is missing, e.g. the `cuda`
@@ -92,15 +98,29 @@ pub(crate) fn renderer_factories(
     (out, audio2lip)
 }
 
-/// Computes the mouth track of a decoded line: Audio2Lip coefficients when the model is
-/// loaded, signal-processing mouth controls always.
+/// Computes the motion track of a decoded line: from a baked track when one is given,
+/// else from the audio (Audio2Lip coefficients when the model is loaded, signal-processing
+/// mouth controls always). `pose` is the line's own head pose, if any.
 pub(crate) fn prepare_line(
     line: &VoiceLine,
     model: Option<Arc<Audio2Lip>>,
+    pose: Option<PoseSource>,
+    track: Option<&MotionTrack>,
 ) -> Result<PreparedLine, String> {
-    let motion = Audio2Motion::new(MotionConfig::default(), model)
-        .generate(&line.samples)
-        .map_err(|e| e.to_string())?;
+    let own_pose = pose.is_some();
+    let pose = pose.unwrap_or(PoseSource::Fixed);
+    let motion = match track {
+        Some(track) => from_track(track, line.samples.len() / SAMPLES_PER_FRAME, pose)?,
+        None => {
+            let config = MotionConfig {
+                pose,
+                ..Default::default()
+            };
+            Audio2Motion::new(config, model)
+                .generate(&line.samples)
+                .map_err(|e| e.to_string())?
+        }
+    };
     if motion.is_empty() {
         return Err(format!(
             "line is {:.3} s long, shorter than one face frame",
@@ -111,48 +131,113 @@ pub(crate) fn prepare_line(
         samples: line.samples.clone(),
         sample_rate: line.sample_rate,
         motion,
+        own_pose,
     })
 }
 
+/// `frames` motion frames with the mouth from a baked track (sampled at 25 fps whatever
+/// its rate; past its end the mouth is at rest) and the head from `pose`.
+fn from_track(
+    track: &MotionTrack,
+    frames: usize,
+    pose: PoseSource,
+) -> Result<Vec<MotionFrame>, String> {
+    if let PoseSource::Track(t) = &pose {
+        t.validate("pose track").map_err(|e| e.to_string())?;
+    }
+    let mut player = PosePlayer::new(pose);
+    let seconds = track.seconds();
+    Ok((0..frames)
+        .map(|i| {
+            let t = i as f32 / MOTION_FPS;
+            let baked = if t < seconds { track.frame_at(t) } else { None };
+            let (mouth, lip_coeffs) = baked.map_or((MouthControls::default(), None), |f| {
+                (f.mouth, f.lip_coeffs)
+            });
+            // The jaw stands in for speech loudness (idle nods follow emphasis).
+            let p = player.sample(i, mouth.jaw_open);
+            MotionFrame {
+                mouth,
+                lip_coeffs,
+                head: p.head,
+                pose_coeffs: p.coeffs,
+                expression: ExpressionControls {
+                    eye_open: p.blink,
+                    ..Default::default()
+                },
+                exp_coeffs: None,
+            }
+        })
+        .collect())
+}
+
+/// A playing line as [`motion_at`] sees it.
+#[derive(Clone, Copy)]
+pub(crate) struct LineView<'a> {
+    pub frames: &'a [MotionFrame],
+    /// Frame key of the line's first frame.
+    pub base_key: i64,
+    pub own_pose: bool,
+}
+
 /// The motion of face frame `key`: the line's mouth (if a line covers it), the emotion
-/// state's expression at that time, idle head motion and blinks.
+/// state's expression at that time, and the head and blinks: the line's own pose while a
+/// line with one plays, else the idle motion (`None`: a still head).
 pub(crate) fn motion_at(
-    line: Option<(&[MotionFrame], i64)>,
+    line: Option<LineView<'_>>,
     key: i64,
     fps: f32,
     id: IdentityId,
     emotion: &EmotionState,
-    idle_motion: bool,
+    idle_motion: Option<&IdleSettings>,
 ) -> MotionFrame {
     let t = key as f64 / fps as f64;
-    let mut m = match line {
-        Some((track, base)) if key >= base && ((key - base) as usize) < track.len() => {
-            track[(key - base) as usize].clone()
-        }
-        _ => MotionFrame::default(),
-    };
+    let current = line.and_then(|l| {
+        let i = usize::try_from(key - l.base_key).ok()?;
+        l.frames.get(i).map(|f| (f, l.own_pose))
+    });
+    let mut m = current.map_or_else(MotionFrame::default, |(f, _)| f.clone());
+    // The line's frames carry its pose's blinks in eye openness (1 without a pose).
+    let line_blink = m.expression.eye_open;
     let (exp, look) = emotion.sample(t);
     m.exp_coeffs = exp;
     m.expression = look;
-    if idle_motion {
-        let (head, blink) = idle(id, t);
-        m.head = head;
-        m.expression.eye_open *= 1.0 - blink;
+    match (current, idle_motion) {
+        (Some((_, true)), _) => m.expression.eye_open *= line_blink,
+        (_, Some(settings)) => {
+            let (head, blink) = idle(id, t, settings);
+            m.head = head;
+            m.expression.eye_open *= 1.0 - blink;
+        }
+        _ => {}
     }
     m
 }
 
-/// Small seeded head sway and blinks, so idle faces look alive.
-fn idle(id: IdentityId, t: f64) -> (HeadPose, f32) {
-    let seed = (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as f64 / (1u64 << 24) as f64;
+/// Small seeded head sway and blinks, so idle faces look alive. A pure function of time
+/// (frames may be requested again, in any order); the plugin's default
+/// ([`super::IdleMotion::default`]) is a 0.035 / 0.02 / 0.015 rad sway and a blink every
+/// 3.2..4.8 s.
+fn idle(id: IdentityId, t: f64, settings: &IdleSettings) -> (HeadPose, f32) {
+    let mixed = id ^ settings.seed.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let seed = (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as f64 / (1u64 << 24) as f64;
+    let sway = if settings.sway.is_finite() {
+        settings.sway as f64
+    } else {
+        0.0
+    };
     let w = std::f64::consts::TAU;
     let head = HeadPose {
-        yaw: (0.035 * (w * (0.11 * t + seed)).sin()) as f32,
-        pitch: (0.02 * (w * (0.07 * t + 2.0 * seed)).sin()) as f32,
-        roll: (0.015 * (w * (0.05 * t + 3.0 * seed)).sin()) as f32,
+        yaw: (0.875 * sway * (w * (0.11 * t + seed)).sin()) as f32,
+        pitch: (0.5 * sway * (w * (0.07 * t + 2.0 * seed)).sin()) as f32,
+        roll: (0.375 * sway * (w * (0.05 * t + 3.0 * seed)).sin()) as f32,
     };
-    // A blink (0.16 s) every 3.2..4.8 s, phase from the seed.
-    let period = 3.2 + 1.6 * seed;
+    // A blink (0.16 s) every 0.8..1.2 intervals, phase from the seed.
+    let interval = match settings.blink_interval {
+        b if b.is_finite() && b > 0.2 => b as f64,
+        _ => 4.0,
+    };
+    let period = interval * (0.8 + 0.4 * seed);
     let phase = (t + seed * period).rem_euclid(period);
     let blink = if phase < 0.16 {
         (std::f64::consts::PI * phase / 0.16).sin() as f32

@@ -14,13 +14,14 @@ use bevy::tasks::{AsyncComputeTaskPool, Task, block_on, poll_once};
 
 use super::assets::{CharacterAsset, EmotionScriptAsset, VoiceLine};
 use super::audio::{EdTalkAudio, Playback};
-use super::components::{Character, EmotionState, ExpressionTarget, FacePortrait, TalkingFace};
+use super::components::{EmotionState, ExpressionTarget, FacePortrait, IdleMotion, TalkingFace};
 use super::diagnostics::EdTalkDiagnostics;
 use super::messages::*;
 use super::speech;
+use super::track_asset::MotionTrackAsset;
 use super::{BackendChoice, EdTalkSettings};
 use crate::model::audio2lip::Audio2Lip;
-use crate::motion::{Emotion, EmotionLibrary, MotionFrame};
+use crate::motion::{EmotionLibrary, MotionFrame};
 use crate::render::{FaceFrame, IdentityId, Portrait};
 use crate::worker::{FrameJob, Worker, WorkerEvent, WorkerSettings};
 
@@ -51,6 +52,7 @@ enum Registration {
 struct ActiveLine {
     playback: Playback,
     motion: Arc<Vec<MotionFrame>>,
+    own_pose: bool,
     base_key: i64,
     tag: String,
     script: Option<EmotionScriptAsset>,
@@ -142,6 +144,7 @@ pub(crate) fn report_asset_errors(
     mut lines: MessageReader<AssetLoadFailedEvent<VoiceLine>>,
     mut scripts: MessageReader<AssetLoadFailedEvent<EmotionScriptAsset>>,
     mut characters: MessageReader<AssetLoadFailedEvent<CharacterAsset>>,
+    mut tracks: MessageReader<AssetLoadFailedEvent<MotionTrackAsset>>,
     mut images: MessageReader<AssetLoadFailedEvent<Image>>,
     mut errors: MessageWriter<EdTalkError>,
 ) {
@@ -150,43 +153,13 @@ pub(crate) fn report_asset_errors(
         .map(|e| e.error.to_string())
         .chain(scripts.read().map(|e| e.error.to_string()))
         .chain(characters.read().map(|e| e.error.to_string()))
+        .chain(tracks.read().map(|e| e.error.to_string()))
         .chain(images.read().map(|e| e.error.to_string()))
         .collect();
     for m in msgs {
         // Bevy's error text may carry a backtrace: the first line says what went wrong.
         let first = m.lines().next().unwrap_or_default().to_string();
         report(&mut errors, None, first);
-    }
-}
-
-/// Turns loaded [`Character`] assets into portraits and emotion states.
-pub(crate) fn apply_characters(
-    mut commands: Commands,
-    characters: Res<Assets<CharacterAsset>>,
-    query: Query<(Entity, &Character, Has<EmotionState>), Without<FacePortrait>>,
-) {
-    for (entity, character, has_emotion) in &query {
-        let Some(asset) = characters.get(&character.0) else {
-            continue;
-        };
-        let portrait = FacePortrait {
-            image: asset.portrait.clone(),
-            rig: asset.rig.clone(),
-            crop: asset.crop,
-        };
-        let mut e = commands.entity(entity);
-        e.insert(portrait);
-        // An emotion the game set on the entity wins over the file's default.
-        if !has_emotion {
-            let emotion = asset
-                .default_emotion
-                .as_ref()
-                .and_then(|k| {
-                    Emotion::from_name(&k.emotion).map(|e| EmotionState::emotion(e, k.intensity))
-                })
-                .unwrap_or_default();
-            e.insert(emotion);
-        }
     }
 }
 
@@ -240,16 +213,18 @@ fn portrait_from_image(image: &Image, crop: Option<[u32; 4]>) -> Result<Portrait
     }
 }
 
+type PortraitFace = (
+    Entity,
+    Ref<'static, FacePortrait>,
+    &'static mut TalkingFace,
+    &'static mut FaceRuntime,
+    Option<&'static mut Sprite>,
+);
+
 /// Registers new or changed portraits with the worker and gives each face its texture.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn register_portraits(
-    mut faces: Query<(
-        Entity,
-        &FacePortrait,
-        &mut TalkingFace,
-        &mut FaceRuntime,
-        Option<&mut Sprite>,
-    )>,
+    mut faces: Query<PortraitFace>,
     mut images: ResMut<Assets<Image>>,
     mut image_events: MessageReader<AssetEvent<Image>>,
     asset_server: Res<AssetServer>,
@@ -278,7 +253,8 @@ pub(crate) fn register_portraits(
             sprite.image = face.image.clone();
         }
         let id = portrait.image.id();
-        let changed = rt.registered != Some(id) || modified.contains(&id);
+        // A replaced component (e.g. a reloaded character's rig or crop) re-registers too.
+        let changed = rt.registered != Some(id) || modified.contains(&id) || portrait.is_changed();
         if !changed {
             continue;
         }
@@ -389,6 +365,7 @@ pub(crate) fn start_prepared_lines(
     mut faces: Query<(Entity, &mut FaceRuntime)>,
     lines: Res<Assets<VoiceLine>>,
     scripts: Res<Assets<EmotionScriptAsset>>,
+    tracks: Res<Assets<MotionTrackAsset>>,
     asset_server: Res<AssetServer>,
     mut audio: NonSendMut<EdTalkAudio>,
     time: Res<Time>,
@@ -412,12 +389,30 @@ pub(crate) fn start_prepared_lines(
                 }
                 continue;
             };
+            // A track still loading delays the line; a failed one is reported and the
+            // mouth comes from the audio instead.
+            let track = match &pending.request.track {
+                Some(h) => match tracks.get(h) {
+                    Some(t) => Some(t.0.clone()),
+                    None => {
+                        if let bevy::asset::LoadState::Failed(e) = asset_server.load_state(h) {
+                            report(&mut errors, Some(entity), format!("motion track: {e}"));
+                            None
+                        } else {
+                            rt.pending = Some(pending);
+                            continue;
+                        }
+                    }
+                },
+                None => None,
+            };
             let line = line.clone();
             let model = worker.audio2lip.clone();
-            pending.task = Some(
-                AsyncComputeTaskPool::get()
-                    .spawn(async move { speech::prepare_line(&line, model) }),
-            );
+            let pose = pending.request.pose.clone();
+            pending.task =
+                Some(AsyncComputeTaskPool::get().spawn(async move {
+                    speech::prepare_line(&line, model, pose, track.as_ref())
+                }));
         }
         let result = {
             let task = pending.task.as_mut().expect("task set above");
@@ -456,6 +451,7 @@ pub(crate) fn start_prepared_lines(
                 rt.line = Some(ActiveLine {
                     playback,
                     motion: Arc::new(prepared.motion),
+                    own_pose: prepared.own_pose,
                     base_key,
                     tag: pending.request.tag.clone(),
                     script,
@@ -563,9 +559,16 @@ pub(crate) fn finish_lines(
     }
 }
 
+type RequestFace = (
+    Entity,
+    &'static mut FaceRuntime,
+    Ref<'static, EmotionState>,
+    Option<Ref<'static, IdleMotion>>,
+);
+
 /// Asks the worker for the frames each face needs next, all faces in one batch.
 pub(crate) fn request_frames(
-    mut faces: Query<(Entity, &mut FaceRuntime, Ref<EmotionState>)>,
+    mut faces: Query<RequestFace>,
     worker: Res<WorkerRes>,
     settings: Res<EdTalkSettings>,
     mut diag: ResMut<EdTalkDiagnostics>,
@@ -577,12 +580,16 @@ pub(crate) fn request_frames(
     let ahead = (settings.prebuffer.max(0.0) * fps).ceil() as i64;
     let mut jobs = Vec::new();
     let mut requested: Vec<(Entity, i64)> = Vec::new();
-    for (entity, mut rt, emotion) in &mut faces {
+    let default_idle = IdleMotion::default();
+    for (entity, mut rt, emotion, idle) in &mut faces {
         if rt.registration != Registration::Ready {
             continue;
         }
         let rt = &mut *rt;
-        if emotion.is_changed() && !emotion.is_added() {
+        let idle_changed = idle
+            .as_ref()
+            .is_some_and(|i| i.is_changed() && !i.is_added());
+        if (emotion.is_changed() && !emotion.is_added()) || idle_changed {
             // Takes effect on the next face frame, not after the prebuffer.
             let k = rt.key;
             invalidate(rt, k);
@@ -594,12 +601,18 @@ pub(crate) fn request_frames(
         let mut last = rt.requested_upto;
         for key in from..=to {
             let motion = speech::motion_at(
-                rt.line.as_ref().map(|l| (l.motion.as_slice(), l.base_key)),
+                rt.line.as_ref().map(|l| speech::LineView {
+                    frames: l.motion.as_slice(),
+                    base_key: l.base_key,
+                    own_pose: l.own_pose,
+                }),
                 key,
                 fps,
                 id,
                 &emotion,
-                settings.idle_motion,
+                settings
+                    .idle_motion
+                    .then(|| &idle.as_deref().unwrap_or(&default_idle).0),
             );
             last = key;
             if rt.line.is_none() && rt.last_motion.as_ref() == Some(&motion) {
@@ -622,7 +635,7 @@ pub(crate) fn request_frames(
     match w.submit(jobs) {
         Ok(()) => {
             for (entity, last) in requested {
-                if let Ok((_, mut rt, _)) = faces.get_mut(entity) {
+                if let Ok((_, mut rt, _, _)) = faces.get_mut(entity) {
                     rt.requested_upto = last;
                 }
             }
@@ -631,7 +644,7 @@ pub(crate) fn request_frames(
             // Queue full: ask again next frame (the motion cache must not claim them).
             diag.requests_refused += 1;
             for (entity, _) in requested {
-                if let Ok((_, mut rt, _)) = faces.get_mut(entity) {
+                if let Ok((_, mut rt, _, _)) = faces.get_mut(entity) {
                     let upto = rt.requested_upto;
                     rt.outstanding.retain(|&k| k <= upto);
                     rt.last_motion = None;
