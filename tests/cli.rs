@@ -1,0 +1,283 @@
+//! The `edtalk` binary end to end: rendering, baking, inspecting, and bad inputs that must
+//! fail with a message naming the file, never a panic. Procedural backend only (no
+//! checkpoints needed); short audio keeps it fast.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use bevy_edtalk::audio::{DecodeOptions, decode_file};
+use bevy_edtalk::motion::MotionTrack;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn asset(rel: &str) -> PathBuf {
+    Path::new(ROOT).join("assets").join(rel)
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("edtalk-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs `edtalk` with `args` (plus an empty checkpoint directory where the command takes
+/// one, so the procedural tier is used whatever `ckpts/` holds).
+fn edtalk(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_edtalk"))
+        .args(args)
+        .output()
+        .expect("edtalk runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// A failure: non-zero exit, an error naming `names`, no panic.
+fn assert_fails_naming(out: &Output, names: &str) {
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "succeeded; stderr: {err}");
+    assert!(!err.contains("panicked"), "panicked: {err}");
+    assert!(err.contains("edtalk: "), "no error line: {err}");
+    assert!(err.contains(names), "error does not name {names}: {err}");
+}
+
+/// A 16 kHz mono 16-bit WAV: `seconds` of a voiced vowel-like tone.
+fn write_wav(path: &Path, seconds: f32) {
+    let rate = 16_000u32;
+    let n = (rate as f32 * seconds) as usize;
+    let samples: Vec<i16> = (0..n)
+        .map(|i| {
+            let t = i as f32 / rate as f32;
+            let tau = std::f32::consts::TAU;
+            let v = 0.3 * (tau * 140.0 * t).sin() + 0.2 * (tau * 700.0 * t).sin();
+            (v * i16::MAX as f32) as i16
+        })
+        .collect();
+    let data_len = (samples.len() * 2) as u32;
+    let mut bytes = Vec::with_capacity(44 + data_len as usize);
+    bytes.extend_from_slice(b"RIFF");
+    bytes.extend_from_slice(&(36 + data_len).to_le_bytes());
+    bytes.extend_from_slice(b"WAVEfmt ");
+    bytes.extend_from_slice(&16u32.to_le_bytes());
+    bytes.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    bytes.extend_from_slice(&1u16.to_le_bytes()); // mono
+    bytes.extend_from_slice(&rate.to_le_bytes());
+    bytes.extend_from_slice(&(rate * 2).to_le_bytes());
+    bytes.extend_from_slice(&2u16.to_le_bytes());
+    bytes.extend_from_slice(&16u16.to_le_bytes());
+    bytes.extend_from_slice(b"data");
+    bytes.extend_from_slice(&data_len.to_le_bytes());
+    for s in samples {
+        bytes.extend_from_slice(&s.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The PNG files in `dir`, sorted.
+fn pngs(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".png"))
+        .collect();
+    names.sort();
+    names
+}
+
+fn expected_names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("frame_{i:05}.png")).collect()
+}
+
+#[test]
+fn render_writes_one_png_per_25fps_frame_of_the_audio() {
+    let dir = temp_dir("frames");
+    let ckpts = temp_dir("frames-ckpts");
+    let audio = asset("voice/greeting.ogg");
+    let samples = decode_file(&audio, &DecodeOptions::default())
+        .unwrap()
+        .samples
+        .len();
+    let out = edtalk(&[
+        "render",
+        "--portrait",
+        s(&asset("portraits/ada.png")),
+        "--audio",
+        s(&audio),
+        "--backend",
+        "procedural",
+        "--ckpts",
+        s(&ckpts),
+        "--frames-out",
+        s(&dir.join("frames")),
+    ]);
+    assert_ok(&out);
+    let names = pngs(&dir.join("frames"));
+    assert_eq!(names, expected_names(samples / 640));
+    let first = image::open(dir.join("frames/frame_00000.png")).unwrap();
+    assert_eq!((first.width(), first.height()), (256, 256));
+    // The face talks: some frame differs from the first.
+    let last = image::open(dir.join("frames").join(&names[names.len() / 2])).unwrap();
+    assert_ne!(first.to_rgba8().into_raw(), last.to_rgba8().into_raw());
+}
+
+#[test]
+fn render_writes_a_gif_with_every_frame() {
+    let dir = temp_dir("gif");
+    let ckpts = temp_dir("gif-ckpts");
+    let wav = dir.join("short.wav");
+    write_wav(&wav, 0.4);
+    let gif = dir.join("ada.gif");
+    let out = edtalk(&[
+        "render",
+        "--portrait",
+        s(&asset("portraits/ada.png")),
+        "--audio",
+        s(&wav),
+        "--backend",
+        "procedural",
+        "--ckpts",
+        s(&ckpts),
+        "--gif",
+        s(&gif),
+    ]);
+    assert_ok(&out);
+    let bytes = std::fs::read(&gif).unwrap();
+    assert!(bytes.starts_with(b"GIF89a"), "not a GIF");
+    use image::AnimationDecoder;
+    let decoder = image::codecs::gif::GifDecoder::new(std::io::Cursor::new(bytes)).unwrap();
+    let frames = decoder.into_frames().collect_frames().unwrap();
+    assert_eq!(frames.len(), 6400 / 640);
+}
+
+#[test]
+fn a_baked_track_reads_back_and_renders() {
+    let dir = temp_dir("bake");
+    let ckpts = temp_dir("bake-ckpts");
+    let wav = dir.join("line.wav");
+    write_wav(&wav, 0.5);
+    let track_path = dir.join("line.track.ron");
+    let out = edtalk(&[
+        "bake",
+        "--audio",
+        s(&wav),
+        "--ckpts",
+        s(&ckpts),
+        "--out",
+        s(&track_path),
+    ]);
+    assert_ok(&out);
+    let track = MotionTrack::load(&track_path).unwrap();
+    assert_eq!(track.frames.len(), 8000 / 640);
+    assert_eq!(track.fps, 25.0);
+    // The tone opens the mouth; without a model there are no Audio2Lip coefficients.
+    assert!(track.frames.iter().any(|f| f.mouth.jaw_open > 0.1));
+    assert!(track.frames.iter().all(|f| f.lip_coeffs.is_none()));
+
+    let frames = dir.join("frames");
+    let out = edtalk(&[
+        "render",
+        "--portrait",
+        s(&asset("portraits/ada.png")),
+        "--audio",
+        s(&wav),
+        "--track",
+        s(&track_path),
+        "--backend",
+        "procedural",
+        "--ckpts",
+        s(&ckpts),
+        "--frames-out",
+        s(&frames),
+    ]);
+    assert_ok(&out);
+    assert_eq!(pngs(&frames), expected_names(track.frames.len()));
+}
+
+#[test]
+fn inspect_reports_an_empty_checkpoint_directory() {
+    let ckpts = temp_dir("inspect");
+    let out = edtalk(&["inspect", "--ckpts", s(&ckpts)]);
+    assert_ok(&out);
+    let stdout = text(&out.stdout);
+    for name in ["EDTalk ", "EDTalk_lip_pose", "Audio2Lip"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.contains(name) && l.contains("missing")),
+            "{name} not reported missing: {stdout}"
+        );
+    }
+    assert!(stdout.contains("procedural"), "{stdout}");
+    assert!(!text(&out.stderr).contains("panicked"));
+}
+
+#[test]
+fn bad_inputs_fail_with_the_file_named_and_no_panic() {
+    let dir = temp_dir("bad");
+    let ckpts = temp_dir("bad-ckpts");
+    let wav = dir.join("ok.wav");
+    write_wav(&wav, 0.2);
+    let frames = dir.join("frames");
+    let render = |portrait: &Path, audio: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "render",
+            "--portrait",
+            s(portrait),
+            "--audio",
+            s(audio),
+            "--backend",
+            "procedural",
+            "--ckpts",
+            s(&ckpts),
+            "--frames-out",
+            s(&frames),
+        ];
+        args.extend_from_slice(extra);
+        edtalk(&args)
+    };
+
+    let missing = dir.join("no_such_portrait.png");
+    assert_fails_naming(&render(&missing, &wav, &[]), "no_such_portrait.png");
+
+    let not_audio = dir.join("notes.wav");
+    std::fs::write(&not_audio, "these are not samples\n").unwrap();
+    let out = render(&asset("portraits/ada.png"), &not_audio, &[]);
+    assert_fails_naming(&out, "notes.wav");
+
+    let script = dir.join("broken.emotion.ron");
+    std::fs::write(&script, "(keys: [(time: 0.0, emotion: \"happy\",, )])").unwrap();
+    let out = render(&asset("portraits/ada.png"), &wav, &["--script", s(&script)]);
+    assert_fails_naming(&out, "broken.emotion.ron");
+
+    let track = dir.join("broken.track.ron");
+    std::fs::write(&track, "(fps: 25.0, frames: [(mouth: 3)])").unwrap();
+    let out = render(&asset("portraits/ada.png"), &wav, &["--track", s(&track)]);
+    assert_fails_naming(&out, "broken.track.ron");
+
+    let out = edtalk(&[
+        "bake",
+        "--audio",
+        s(&dir.join("missing.ogg")),
+        "--ckpts",
+        s(&ckpts),
+        "--out",
+        s(&dir.join("x.track.ron")),
+    ]);
+    assert_fails_naming(&out, "missing.ogg");
+}
