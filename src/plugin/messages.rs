@@ -21,6 +21,8 @@ pub struct Speak {
     /// frames instead of analysing the audio. Frames past the track's end hold the mouth
     /// at rest; a track longer than the line is cut at the line's end. The head still
     /// comes from [`Speak::pose`] and the expression from the [`super::EmotionState`].
+    /// The neural renderer reads the track's Audio2Lip coefficients: a track baked without
+    /// the checkpoint leaves its mouth at the portrait's own.
     pub track: Option<Handle<MotionTrackAsset>>,
     /// Subtitle or caller tag, echoed in [`SpeechStarted`] / [`SpeechFinished`].
     pub tag: String,

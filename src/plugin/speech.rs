@@ -246,3 +246,129 @@ fn idle(id: IdentityId, t: f64, settings: &IdleSettings) -> (HeadPose, f32) {
     };
     (head, blink)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::motion::{PoseKey, PoseTrack};
+    use crate::plugin::IdleMotion;
+
+    fn line_of(seconds: f32) -> VoiceLine {
+        let n = (16_000.0 * seconds) as usize;
+        let samples: Vec<f32> = (0..n)
+            .map(|i| 0.4 * (std::f32::consts::TAU * 150.0 * i as f32 / 16_000.0).sin())
+            .collect();
+        VoiceLine {
+            samples: samples.into(),
+            sample_rate: 16_000,
+        }
+    }
+
+    fn turned(yaw: f32) -> PoseSource {
+        PoseSource::Track(PoseTrack {
+            frames: vec![PoseKey {
+                head: HeadPose {
+                    yaw,
+                    ..Default::default()
+                },
+                coeffs: Some([0.5; crate::motion::POSE_DIM]),
+            }],
+        })
+    }
+
+    fn view(line: &PreparedLine) -> LineView<'_> {
+        LineView {
+            frames: &line.motion,
+            base_key: 100,
+            own_pose: line.own_pose,
+        }
+    }
+
+    #[test]
+    fn a_lines_pose_reaches_the_frame_and_replaces_idle() {
+        let idle = IdleMotion::default().0;
+        let emotion = EmotionState::default();
+        let posed = prepare_line(&line_of(0.4), None, Some(turned(0.2)), None).unwrap();
+        assert!(posed.own_pose);
+        let m = motion_at(Some(view(&posed)), 103, 25.0, 9, &emotion, Some(&idle));
+        assert_eq!(m.head.yaw, 0.2);
+        assert_eq!(m.pose_coeffs, Some([0.5; crate::motion::POSE_DIM]));
+        // Past the line's frames the idle motion is back.
+        let after = motion_at(Some(view(&posed)), 100 + 10, 25.0, 9, &emotion, Some(&idle));
+        assert_eq!(after.head, idle_head(110));
+
+        // Without a pose the idle sway goes on while the line plays (as before).
+        let plain = prepare_line(&line_of(0.4), None, None, None).unwrap();
+        assert!(!plain.own_pose);
+        let m = motion_at(Some(view(&plain)), 103, 25.0, 9, &emotion, Some(&idle));
+        assert_eq!(m.head, idle_head(103));
+        assert_eq!(m.pose_coeffs, None);
+        assert_eq!(m.mouth, plain.motion[3].mouth);
+        // Idle off: a still head.
+        let m = motion_at(Some(view(&plain)), 103, 25.0, 9, &emotion, None);
+        assert_eq!(m.head, HeadPose::default());
+    }
+
+    fn idle_head(key: i64) -> HeadPose {
+        idle(9, key as f64 / 25.0, &IdleMotion::default().0).0
+    }
+
+    #[test]
+    fn a_track_gives_the_mouth_and_rests_it_past_its_end() {
+        let open = MotionFrame {
+            mouth: MouthControls {
+                jaw_open: 0.9,
+                ..Default::default()
+            },
+            lip_coeffs: Some([0.25; crate::motion::LIP_DIM]),
+            ..Default::default()
+        };
+        let track = MotionTrack::new(vec![open.clone(); 4]);
+        let line = prepare_line(&line_of(0.4), None, None, Some(&track)).unwrap();
+        assert_eq!(line.motion.len(), 10);
+        for (i, f) in line.motion.iter().enumerate() {
+            if i < 4 {
+                assert_eq!(
+                    (f.mouth, f.lip_coeffs),
+                    (open.mouth, open.lip_coeffs),
+                    "{i}"
+                );
+            } else {
+                assert_eq!(
+                    (f.mouth, f.lip_coeffs),
+                    (MouthControls::default(), None),
+                    "{i}"
+                );
+            }
+        }
+        // An invalid pose track is an error, not a panic.
+        let empty = PoseSource::Track(PoseTrack::default());
+        assert!(prepare_line(&line_of(0.4), None, Some(empty), Some(&track)).is_err());
+    }
+
+    #[test]
+    fn idle_settings_scale_the_sway_and_survive_bad_numbers() {
+        let calm = IdleSettings {
+            sway: 0.0,
+            ..Default::default()
+        };
+        let bad = IdleSettings {
+            sway: f32::NAN,
+            blink_interval: f32::INFINITY,
+            ..Default::default()
+        };
+        for t in [0.0, 1.3, 7.9] {
+            assert_eq!(idle(5, t, &calm).0, HeadPose::default());
+            let (head, blink) = idle(5, t, &bad);
+            assert!(head.yaw.is_finite() && blink.is_finite());
+        }
+        let wide = IdleSettings {
+            sway: 0.3,
+            ..Default::default()
+        };
+        let peak = (0..250)
+            .map(|k| idle(5, k as f64 * 0.04, &wide).0.yaw.abs())
+            .fold(0.0, f32::max);
+        assert!(peak > 0.15 && peak <= 0.3, "{peak}");
+    }
+}
