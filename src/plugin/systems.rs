@@ -586,9 +586,8 @@ pub(crate) fn request_frames(
             continue;
         }
         let rt = &mut *rt;
-        let idle_changed = idle
-            .as_ref()
-            .is_some_and(|i| i.is_changed() && !i.is_added());
+        // Added or changed idle settings (e.g. a reloaded character) count too.
+        let idle_changed = idle.as_ref().is_some_and(|i| i.is_changed());
         if (emotion.is_changed() && !emotion.is_added()) || idle_changed {
             // Takes effect on the next face frame, not after the prebuffer.
             let k = rt.key;
