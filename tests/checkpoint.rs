@@ -9,6 +9,7 @@ use bevy_edtalk::bench::neural::{
     OFFICIAL_CHANNELS, STYLE_DIM, generator_layout, random_state_dict,
 };
 use bevy_edtalk::model::Generator;
+use bevy_edtalk::model::audio2lip::Audio2Lip;
 use bevy_edtalk::model::checkpoint::{CheckpointError, load_state_dict};
 use candle_core::{DType, Device, Tensor};
 
@@ -203,8 +204,39 @@ fn official_layout_is_the_generator_layout() {
                 .collect();
         assert_eq!(&ours, tensors, "{file}");
     }
-    // TODO(lead): Audio2Lip.pt (top-level key `audio2lip`) belongs to the Audio2Lip port.
-    assert_eq!(layout["Audio2Lip.pt"].0, "audio2lip");
+}
+
+#[test]
+fn official_audio2lip_layout_loads_and_every_tensor_is_read() {
+    let layout = official_layout();
+    let (key, tensors) = &layout["Audio2Lip.pt"];
+    assert_eq!(key, "audio2lip");
+    let shapes: Vec<(String, Vec<usize>)> = tensors.clone().into_iter().collect();
+    let mut weights = random_state_dict(&shapes, 3).unwrap();
+    // BatchNorm variances must be positive for a finite forward pass.
+    for (name, t) in weights.iter_mut() {
+        if name.ends_with("running_var") {
+            *t = (t.abs().unwrap() + 0.5).unwrap();
+        }
+    }
+    let model = Audio2Lip::from_tensors(weights.clone(), &Device::Cpu).unwrap();
+    let windows = Tensor::randn(0f32, 1.0, (3, 1, 80, 16), &Device::Cpu).unwrap();
+    let out = model.forward(&windows).unwrap();
+    assert_eq!(out.dims(), &[3, 20]);
+    let values: Vec<f32> = out.flatten_all().unwrap().to_vec1().unwrap();
+    assert!(values.iter().all(|v| v.is_finite()));
+    // Every tensor but BatchNorm's step counter is needed, and its absence is named.
+    for (name, _) in &shapes {
+        if name.ends_with("num_batches_tracked") {
+            continue;
+        }
+        let mut partial = weights.clone();
+        partial.remove(name);
+        match Audio2Lip::from_tensors(partial, &Device::Cpu) {
+            Ok(_) => panic!("Audio2Lip loaded without {name}"),
+            Err(e) => assert!(e.to_string().contains(name.as_str()), "{name}: {e}"),
+        }
+    }
 }
 
 #[test]

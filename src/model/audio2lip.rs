@@ -5,10 +5,13 @@
 //!
 //! BatchNorm is folded into the convolution at load: `w' = w * g / sqrt(var + eps)`,
 //! `b' = (b - mean) * g / sqrt(var + eps) + beta`, so a block is one convolution.
-//! candle's conv2d takes one stride for both axes, so a (3, 1) or (3, 2) stride runs the
-//! convolution at the strides' common divisor (1) and keeps every 3rd row / 2nd column.
+//! On the CPU (f32) a block is one fused kernel call (`layers::cpu_conv`: conv, bias,
+//! residual, ReLU, any stride pair). Elsewhere candle's conv2d runs it; it takes one stride
+//! for both axes, so a (3, 1) or (3, 2) stride runs at the strides' common divisor (1) and
+//! keeps every 3rd row / 2nd column.
 
 use crate::audio::{MEL_BANDS, MEL_WINDOW};
+use crate::model::layers::cpu_conv::{self, Act, Epilogue, TapWeight};
 use crate::motion::LIP_DIM;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
@@ -71,6 +74,8 @@ fn gcd(a: usize, b: usize) -> usize {
 /// One `audio_encoder.{i}` block with BatchNorm folded in.
 struct ConvBlock {
     weight: Tensor,
+    /// The weight per tap for the CPU kernel (f32 CPU only).
+    taps: Option<TapWeight>,
     bias: Tensor,
     stride: (usize, usize),
     padding: usize,
@@ -103,8 +108,17 @@ impl ConvBlock {
             name: format!("{prefix}.1 (BatchNorm fold)"),
             source,
         })?;
+        let taps = if cpu_conv::supports(&weight) {
+            Some(TapWeight::new(&weight).map_err(|e| Audio2LipError::Tensor {
+                name: format!("{prefix}.0.weight"),
+                source: candle_core::Error::Msg(e.to_string()),
+            })?)
+        } else {
+            None
+        };
         Ok(Self {
             weight,
+            taps,
             bias: bias
                 .reshape((1, cout, 1, 1))
                 .map_err(Audio2LipError::Forward)?,
@@ -115,6 +129,18 @@ impl ConvBlock {
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if let Some(taps) = &self.taps
+            && cpu_conv::supports(x)
+        {
+            let epi = Epilogue {
+                bias: Some(&self.bias),
+                residual: self.residual.then_some(x),
+                act: Act::Relu,
+                ..Default::default()
+            };
+            return cpu_conv::conv2d(x, taps, self.stride, self.padding, None, &epi)
+                .map_err(|e| candle_core::Error::Msg(e.to_string()));
+        }
         let (sr, sc) = self.stride;
         // Convolve at the common divisor of the two strides, then keep every k-th row/column.
         let common = gcd(sr, sc);

@@ -13,6 +13,8 @@
 use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
+use crate::model::send_ptr::SendPtr;
+
 /// Samples `input` (N×C×H×W) at the normalised positions of `grid` (N×Ho×Wo×2, x then y,
 /// both in [-1, 1]; outside is zero), bilinearly, with `align_corners = false`.
 /// Returns N×C×Ho×Wo in `input`'s dtype.
@@ -137,81 +139,103 @@ fn check_shapes(input: &Tensor, grid: &Tensor) -> Result<(usize, usize, usize, u
 /// The CPU kernel as a candle op; both operands contiguous and of the same dtype.
 struct GridSampleCpu;
 
-/// One output pixel's four neighbours: flat offsets into an H×W plane and bilinear
-/// weights, in PyTorch's order (nw, ne, sw, se). Corners outside the input have weight 0
-/// and are skipped, so that non-finite values there cannot leak in.
+/// One output pixel's four neighbours in PyTorch's order (nw, ne, sw, se): the flat
+/// offset of the nw corner in an H×W plane (the others are +1, +W, +W+1), the bilinear
+/// weights, and which corners lie inside. Corners outside the input are skipped, so that
+/// non-finite values there cannot leak in. Kept small: a block of these is re-read for
+/// every channel.
 #[derive(Clone, Copy)]
 struct Taps<T> {
-    offset: [usize; 4],
+    nw: isize,
     weight: [T; 4],
-    inside: [bool; 4],
+    /// Bit k set: corner k is inside.
+    inside: u8,
 }
-
 macro_rules! sample_impl {
     ($name:ident, $t:ty) => {
+        impl Taps<$t> {
+            /// The taps of normalised position (`gx`, `gy`) in a `w`×`h` plane.
+            #[inline]
+            fn new(gx: $t, gy: $t, w: usize, h: usize) -> Self {
+                let (wf, hf) = (w as $t, h as $t);
+                let ix = ((gx + 1.0) * wf - 1.0) / 2.0;
+                let iy = ((gy + 1.0) * hf - 1.0) / 2.0;
+                let x0 = ix.floor();
+                let y0 = iy.floor();
+                let (x1, y1) = (x0 + 1.0, y0 + 1.0);
+                let weight = [
+                    (x1 - ix) * (y1 - iy),
+                    (ix - x0) * (y1 - iy),
+                    (x1 - ix) * (iy - y0),
+                    (ix - x0) * (iy - y0),
+                ];
+                let corners = [(x0, y0), (x1, y0), (x0, y1), (x1, y1)];
+                let mut inside = 0u8;
+                for (k, &(cx, cy)) in corners.iter().enumerate() {
+                    // Also rejects NaN coordinates.
+                    if cx >= 0.0 && cx <= wf - 1.0 && cy >= 0.0 && cy <= hf - 1.0 {
+                        inside |= 1 << k;
+                    }
+                }
+                // Only read when some corner is inside, so x0, y0 are in [-1, size).
+                let nw = if inside != 0 {
+                    y0 as isize * w as isize + x0 as isize
+                } else {
+                    0
+                };
+                Taps { nw, weight, inside }
+            }
+
+            /// The bilinear sample of plane `src` (row length `w`).
+            #[inline(always)]
+            fn sample(&self, src: &[$t], w: usize) -> $t {
+                let mut acc: $t = 0.0;
+                if self.inside == 0b1111 {
+                    let o = self.nw as usize;
+                    acc += src[o] * self.weight[0];
+                    acc += src[o + 1] * self.weight[1];
+                    acc += src[o + w] * self.weight[2];
+                    acc += src[o + w + 1] * self.weight[3];
+                } else {
+                    let corner = [0, 1, w as isize, w as isize + 1];
+                    for k in 0..4 {
+                        if self.inside & (1 << k) != 0 {
+                            acc += src[(self.nw + corner[k]) as usize] * self.weight[k];
+                        }
+                    }
+                }
+                acc
+            }
+        }
+
         /// Samples every (batch, channel) plane; `x` is N×C×H×W, `g` N×Ho×Wo×2, contiguous.
         fn $name(x: &[$t], g: &[$t], dims: (usize, usize, usize, usize), out_hw: usize) -> Vec<$t> {
             let (n, c, h, w) = dims;
-            let (wf, hf) = (w as $t, h as $t);
             let taps: Vec<Taps<$t>> = g
                 .chunks_exact(2)
-                .map(|xy| {
-                    let ix = ((xy[0] + 1.0) * wf - 1.0) / 2.0;
-                    let iy = ((xy[1] + 1.0) * hf - 1.0) / 2.0;
-                    let x0 = ix.floor();
-                    let y0 = iy.floor();
-                    let (x1, y1) = (x0 + 1.0, y0 + 1.0);
-                    let weight = [
-                        (x1 - ix) * (y1 - iy),
-                        (ix - x0) * (y1 - iy),
-                        (x1 - ix) * (iy - y0),
-                        (ix - x0) * (iy - y0),
-                    ];
-                    let corners = [(x0, y0), (x1, y0), (x0, y1), (x1, y1)];
-                    let mut offset = [0usize; 4];
-                    let mut inside = [false; 4];
-                    for (k, &(cx, cy)) in corners.iter().enumerate() {
-                        // Also rejects NaN coordinates.
-                        if cx >= 0.0 && cx <= wf - 1.0 && cy >= 0.0 && cy <= hf - 1.0 {
-                            inside[k] = true;
-                            offset[k] = cy as usize * w + cx as usize;
-                        }
-                    }
-                    Taps {
-                        offset,
-                        weight,
-                        inside,
-                    }
-                })
+                .map(|xy| Taps::<$t>::new(xy[0], xy[1], w, h))
                 .collect();
             let plane = h * w;
             let mut out = vec![0.0 as $t; n * c * out_hw];
             if out_hw == 0 {
                 return out;
             }
-            out.par_chunks_mut(out_hw)
-                .enumerate()
-                .for_each(|(index, dst)| {
-                    let batch = index / c;
+            let dst = SendPtr(out.as_mut_ptr());
+            for_blocks(n, out_hw, |batch, p0, len| {
+                let taps = &taps[batch * out_hw + p0..][..len];
+                for ch in 0..c {
+                    let index = batch * c + ch;
                     let src = &x[index * plane..(index + 1) * plane];
-                    let taps = &taps[batch * out_hw..(batch + 1) * out_hw];
-                    for (d, t) in dst.iter_mut().zip(taps) {
-                        let mut acc: $t = 0.0;
-                        if t.inside == [true; 4] {
-                            acc += src[t.offset[0]] * t.weight[0];
-                            acc += src[t.offset[1]] * t.weight[1];
-                            acc += src[t.offset[2]] * t.weight[2];
-                            acc += src[t.offset[3]] * t.weight[3];
-                        } else {
-                            for k in 0..4 {
-                                if t.inside[k] {
-                                    acc += src[t.offset[k]] * t.weight[k];
-                                }
-                            }
-                        }
-                        *d = acc;
+                    // SAFETY: this block alone writes pixels p0..p0+len of its batch's
+                    // planes, and `out` outlives the loop.
+                    let d = unsafe {
+                        std::slice::from_raw_parts_mut(dst.get().add(index * out_hw + p0), len)
+                    };
+                    for (d, t) in d.iter_mut().zip(taps) {
+                        *d = t.sample(src, w);
                     }
-                });
+                }
+            });
             out
         }
     };
@@ -219,6 +243,104 @@ macro_rules! sample_impl {
 
 sample_impl!(sample_f32, f32);
 sample_impl!(sample_f64, f64);
+
+/// Runs `f(batch, first_pixel, len)` in parallel over blocks of output pixels. Each block
+/// is processed for every channel while its taps are in cache (the taps of a whole plane
+/// are megabytes at 256 px).
+fn for_blocks(n: usize, out_hw: usize, f: impl Fn(usize, usize, usize) + Sync) {
+    const BLOCK: usize = 1024;
+    let blocks = out_hw.div_ceil(BLOCK);
+    (0..n * blocks).into_par_iter().for_each(|job| {
+        let (batch, blk) = (job / blocks, job % blocks);
+        let p0 = blk * BLOCK;
+        f(batch, p0, BLOCK.min(out_hw - p0));
+    });
+}
+
+/// EDTalk's `ToFlow` warp and blend in one pass (f32, CPU). `flow` `(B, 3, H, W)` holds the
+/// x/y offsets (before `tanh`) and the mask logit; the sampling grid is the identity grid
+/// (`lin_x` per column, `lin_y` per row, as `ToFlow` builds it) plus `tanh(offset)`. Returns
+/// `warped = grid_sample(feat) * sigmoid(mask)` and `blended = warped + x * (1 - mask)`,
+/// with the same arithmetic as the tensor-op sequence, without its intermediate tensors.
+pub fn warp_blend_cpu(
+    feat: &Tensor,
+    x: &Tensor,
+    flow: &Tensor,
+    lin_x: &[f32],
+    lin_y: &[f32],
+) -> Result<(Tensor, Tensor)> {
+    let (n, c, h, w) = feat.dims4()?;
+    if x.dims() != feat.dims()
+        || flow.dims() != [n, 3, h, w]
+        || lin_x.len() != w
+        || lin_y.len() != h
+    {
+        bail!(
+            "warp_blend: feature {:?}, stream {:?} and flow {:?} do not match",
+            feat.dims(),
+            x.dims(),
+            flow.dims()
+        )
+    }
+    let (feat, x, flow) = (feat.contiguous()?, x.contiguous()?, flow.contiguous()?);
+    let guards = [&feat, &x, &flow].map(|t| t.storage_and_layout());
+    let mut slices = Vec::with_capacity(3);
+    for (s, l) in &guards {
+        match (&**s, l.contiguous_offsets()) {
+            (candle_core::Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) => slices.push(&v[a..b]),
+            _ => bail!("warp_blend: operands must be contiguous f32 CPU tensors"),
+        }
+    }
+    let (fd, xd, gd) = (slices[0], slices[1], slices[2]);
+    let plane = h * w;
+    // Per pixel: taps and mask, from the flow planes.
+    let mut taps = Vec::with_capacity(n * plane);
+    let mut mask = Vec::with_capacity(n * plane);
+    for b in 0..n {
+        let f = &gd[b * 3 * plane..(b + 1) * 3 * plane];
+        for p in 0..plane {
+            let (py, px) = (p / w, p % w);
+            let gx = f[p].tanh() + lin_x[px];
+            let gy = f[plane + p].tanh() + lin_y[py];
+            taps.push(Taps::<f32>::new(gx, gy, w, h));
+            mask.push((f32::exp(-f[2 * plane + p]) + 1.0).recip());
+        }
+    }
+    let mut warped = vec![0f32; n * c * plane];
+    let mut blended = vec![0f32; n * c * plane];
+    if plane > 0 {
+        let (wp, bp) = (SendPtr(warped.as_mut_ptr()), SendPtr(blended.as_mut_ptr()));
+        for_blocks(n, plane, |batch, p0, len| {
+            let taps = &taps[batch * plane + p0..][..len];
+            let mask = &mask[batch * plane + p0..][..len];
+            for ch in 0..c {
+                let index = batch * c + ch;
+                let src = &fd[index * plane..(index + 1) * plane];
+                let xs = &xd[index * plane + p0..][..len];
+                let at = index * plane + p0;
+                // SAFETY: this block alone writes pixels p0..p0+len of its batch's planes
+                // of both outputs, which outlive the loop.
+                let (dw, db) = unsafe {
+                    (
+                        std::slice::from_raw_parts_mut(wp.get().add(at), len),
+                        std::slice::from_raw_parts_mut(bp.get().add(at), len),
+                    )
+                };
+                for i in 0..len {
+                    let v = taps[i].sample(src, w) * mask[i];
+                    dw[i] = v;
+                    db[i] = v + xs[i] * (1.0 - mask[i]);
+                }
+            }
+        });
+    }
+    drop(guards);
+    let dev = feat.device();
+    Ok((
+        Tensor::from_vec(warped, (n, c, h, w), dev)?,
+        Tensor::from_vec(blended, (n, c, h, w), dev)?,
+    ))
+}
 
 impl CustomOp2 for GridSampleCpu {
     fn name(&self) -> &'static str {

@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod grid_sample;
 pub mod qr;
+mod send_ptr;
 
 pub mod encoder;
 pub mod error;

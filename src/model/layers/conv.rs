@@ -3,6 +3,7 @@
 
 use candle_core::Tensor;
 
+use super::cpu_conv::{self, Act, Epilogue, TapWeight};
 use super::im2col;
 use super::upfirdn::Fir;
 use crate::model::error::ModelResult;
@@ -42,17 +43,95 @@ impl FusedLeakyRelu {
 
     /// Applies bias and activation to an NCHW tensor.
     pub fn forward(&self, x: &Tensor) -> ModelResult<Tensor> {
+        if cpu_conv::supports(x) {
+            return cpu_conv::bias_act(x, &self.bias, Act::ScaledLrelu);
+        }
         scaled_lrelu(&x.broadcast_add(&self.bias)?)
     }
+}
+
+/// A conv weight in the layout its device's kernels take: per-tap matrices for the f32 CPU
+/// kernels ([`cpu_conv`]), a flattened GEMM matrix for the tensor-op path ([`im2col`]).
+#[derive(Clone, Debug)]
+pub enum ConvWeight {
+    /// `(k*k, O, C)` for the CPU kernels.
+    Taps(TapWeight),
+    /// `(O, C*k*k)`, or `(O*k*k, C)` for the transposed conv.
+    Flat(Tensor),
+}
+
+impl ConvWeight {
+    /// `w` `(O, C, k, k)`, scaled, on the compute device and dtype. `transposed` selects the
+    /// flat layout of the stride-2 transposed conv.
+    pub fn new(w: &Tensor, transposed: bool) -> ModelResult<Self> {
+        Ok(if cpu_conv::supports(w) {
+            Self::Taps(TapWeight::new(w)?)
+        } else if transposed {
+            Self::Flat(im2col::transpose_weight(w)?)
+        } else {
+            Self::Flat(im2col::flatten_weight(w)?)
+        })
+    }
+
+    /// `conv2d` with input scale and epilogue; the tensor path applies them as ops.
+    pub fn conv2d(
+        &self,
+        x: &Tensor,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        in_scale: Option<&Tensor>,
+        epi: &Epilogue,
+    ) -> ModelResult<Tensor> {
+        match self {
+            Self::Taps(t) if cpu_conv::supports(x) => {
+                cpu_conv::conv2d(x, t, (stride, stride), pad, in_scale, epi)
+            }
+            Self::Taps(_) => Err(crate::model::error::ModelError::Layout(format!(
+                "a CPU f32 convolution got a {:?} tensor on {:?}",
+                x.dtype(),
+                x.device()
+            ))),
+            Self::Flat(w) => {
+                let (b, c, _, _) = x.dims4()?;
+                let x = match in_scale {
+                    Some(s) => x.broadcast_mul(&s.reshape((b, c, 1, 1))?)?,
+                    None => x.clone(),
+                };
+                let y = im2col::conv2d(&x, w, k, stride, pad)?;
+                epilogue_ops(y, epi)
+            }
+        }
+    }
+}
+
+/// The [`Epilogue`] as tensor ops (the non-CPU path).
+pub fn epilogue_ops(mut y: Tensor, epi: &Epilogue) -> ModelResult<Tensor> {
+    let (b, o, _, _) = y.dims4()?;
+    if let Some(s) = epi.out_scale {
+        y = y.broadcast_mul(&s.reshape((b, o, 1, 1))?)?;
+    }
+    if let Some(bias) = epi.bias {
+        y = y.broadcast_add(&bias.reshape((1, o, 1, 1))?)?;
+    }
+    if let Some(r) = epi.residual {
+        y = (y + r)?;
+    }
+    Ok(match epi.act {
+        Act::None => y,
+        Act::Relu => y.relu()?,
+        Act::ScaledLrelu => scaled_lrelu(&y)?,
+    })
 }
 
 /// `EqualConv2d`: convolution whose weight is scaled by `1/sqrt(fan_in)` (done at load).
 #[derive(Clone, Debug)]
 pub struct EqualConv2d {
-    /// `(out, in*k*k)`, scaled.
-    weight: Tensor,
+    /// The scaled weight.
+    weight: ConvWeight,
     kernel: usize,
     in_ch: usize,
+    out_ch: usize,
     bias: Option<Tensor>,
     stride: usize,
     padding: usize,
@@ -78,9 +157,10 @@ impl EqualConv2d {
             None
         };
         Ok(Self {
-            weight: w.finish(im2col::flatten_weight(&(weight * scale)?)?)?,
+            weight: ConvWeight::new(&w.finish((weight * scale)?)?, false)?,
             kernel: k,
             in_ch,
+            out_ch,
             bias,
             stride,
             padding,
@@ -89,7 +169,7 @@ impl EqualConv2d {
 
     /// Output channels.
     pub fn out_channels(&self) -> usize {
-        self.weight.dims()[0]
+        self.out_ch
     }
 
     /// Input channels.
@@ -99,11 +179,30 @@ impl EqualConv2d {
 
     /// Convolves an NCHW tensor.
     pub fn forward(&self, x: &Tensor) -> ModelResult<Tensor> {
-        let y = im2col::conv2d(x, &self.weight, self.kernel, self.stride, self.padding)?;
-        Ok(match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        })
+        self.forward_act(x, None)
+    }
+
+    /// Convolves, then applies `act` (bias + leaky ReLU), fused into the conv's epilogue
+    /// when this conv has no bias of its own (as in `ConvLayer`).
+    pub fn forward_act(&self, x: &Tensor, act: Option<&FusedLeakyRelu>) -> ModelResult<Tensor> {
+        let epi = match (act, &self.bias) {
+            (Some(a), None) => Epilogue {
+                bias: Some(a.bias()),
+                act: Act::ScaledLrelu,
+                ..Default::default()
+            },
+            (_, bias) => Epilogue {
+                bias: bias.as_ref(),
+                ..Default::default()
+            },
+        };
+        let y = self
+            .weight
+            .conv2d(x, self.kernel, self.stride, self.padding, None, &epi)?;
+        match (act, &self.bias) {
+            (Some(a), Some(_)) => a.forward(&y),
+            _ => Ok(y),
+        }
     }
 }
 
@@ -153,19 +252,14 @@ impl ConvLayer {
             Some(f) => f.forward(x)?,
             None => x.clone(),
         };
-        let y = self.conv.forward(&x)?;
-        match &self.act {
-            Some(a) => a.forward(&y),
-            None => Ok(y),
-        }
+        self.conv.forward_act(&x, self.act.as_ref())
     }
 }
 
 /// `nn.Conv2d` with bias, stride 1 (the EEM convolutions).
 #[derive(Clone, Debug)]
 pub struct Conv2d {
-    /// `(out, in*k*k)`.
-    weight: Tensor,
+    weight: ConvWeight,
     kernel: usize,
     bias: Tensor,
     padding: usize,
@@ -184,7 +278,7 @@ impl Conv2d {
         let out_ch = weight.dims()[0];
         let bias = w.get("bias", &[Some(out_ch)])?.reshape((1, out_ch, 1, 1))?;
         Ok(Self {
-            weight: w.finish(im2col::flatten_weight(&weight)?)?,
+            weight: ConvWeight::new(&w.finish(weight)?, false)?,
             kernel: k,
             bias: w.finish(bias)?,
             padding,
@@ -193,9 +287,11 @@ impl Conv2d {
 
     /// Convolves an NCHW tensor.
     pub fn forward(&self, x: &Tensor) -> ModelResult<Tensor> {
-        Ok(
-            im2col::conv2d(x, &self.weight, self.kernel, 1, self.padding)?
-                .broadcast_add(&self.bias)?,
-        )
+        let epi = Epilogue {
+            bias: Some(&self.bias),
+            ..Default::default()
+        };
+        self.weight
+            .conv2d(x, self.kernel, 1, self.padding, None, &epi)
     }
 }

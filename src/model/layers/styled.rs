@@ -7,22 +7,22 @@
 //! (`(W * s) x = W (s * x)`) but lets a whole batch share one weight, one GEMM, and keeps
 //! the weight preparation (scale, squared sums) at load time.
 
-use candle_core::{D, Tensor};
+use candle_core::Tensor;
 
-use super::conv::{EqualConv2d, FusedLeakyRelu};
+use super::conv::{ConvWeight, EqualConv2d, FusedLeakyRelu};
+use super::cpu_conv::{self, Act, Epilogue};
 use super::im2col;
 use super::linear::EqualLinear;
 use super::upfirdn::Fir;
 use crate::model::error::{ModelError, ModelResult};
-use crate::model::grid_sample::grid_sample;
+use crate::model::grid_sample::{grid_sample, warp_blend_cpu};
 use crate::model::weights::Weights;
 
 /// `ModulatedConv2d` (no downsampling: EDTalk's decoder never downsamples).
 #[derive(Clone, Debug)]
 pub struct ModulatedConv2d {
-    /// The scaled weight as a GEMM matrix: `(out, in*k*k)`, or `(out*k*k, in)` for the
-    /// upsampling (transposed-conv) path.
-    weight: Tensor,
+    /// The scaled weight (transposed-conv layout for the upsampling path).
+    weight: ConvWeight,
     out_ch: usize,
     /// `(in, out)`: sum over the kernel window of the squared scaled weight, so that the
     /// demodulation factor of a style `s` is `rsqrt(s^2 @ wsq + 1e-8)`.
@@ -66,12 +66,12 @@ impl ModulatedConv2d {
             // p = (4 - 2) - (k - 1) = 0; the GEMM path's output already carries the
             // trailing zero row/column of the second pad.
             let fir = Fir::blur(1, 0, 2.0);
-            (im2col::transpose_weight(&weight)?, Some(fir))
+            (ConvWeight::new(&w.finish(weight)?, true)?, Some(fir))
         } else {
-            (im2col::flatten_weight(&weight)?, None)
+            (ConvWeight::new(&w.finish(weight)?, false)?, None)
         };
         Ok(Self {
-            weight: w.finish(weight)?,
+            weight,
             out_ch,
             wsq,
             modulation,
@@ -91,29 +91,90 @@ impl ModulatedConv2d {
     }
 
     /// Runs the convolution on `x` `(B, in, H, W)` with the style `(B, in)` from
-    /// [`ModulatedConv2d::style`].
-    pub fn forward_styled(&self, x: &Tensor, style: &Tensor) -> ModelResult<Tensor> {
+    /// [`ModulatedConv2d::style`]. `bias_act` (a `FusedLeakyReLU`) and `bias` are applied
+    /// after the demodulation (and after the blur of the upsampling path), fused into the
+    /// convolution where the kernels allow.
+    pub fn forward_styled(
+        &self,
+        x: &Tensor,
+        style: &Tensor,
+        bias_act: Option<&FusedLeakyRelu>,
+        bias: Option<&Tensor>,
+    ) -> ModelResult<Tensor> {
         let (b, c) = style.dims2()?;
-        let xm = x.broadcast_mul(&style.reshape((b, c, 1, 1))?)?;
-        let mut y = match &self.up_blur {
-            Some(_) => im2col::conv_transpose3x3_s2(&xm, &self.weight)?,
-            None => im2col::conv2d(&xm, &self.weight, self.kernel, 1, self.kernel / 2)?,
+        let demod = match &self.wsq {
+            Some(wsq) => Some((style.sqr()?.matmul(wsq)? + 1e-8)?.sqrt()?.recip()?),
+            None => None,
         };
-        if let Some(wsq) = &self.wsq {
-            let demod = (style.sqr()?.matmul(wsq)? + 1e-8)?.sqrt()?.recip()?;
-            let o = demod.dim(D::Minus1)?;
-            y = y.broadcast_mul(&demod.reshape((b, o, 1, 1))?)?;
-        }
-        match &self.up_blur {
-            Some(f) => f.forward(&y),
-            None => Ok(y),
+        let epi = Epilogue {
+            out_scale: demod.as_ref(),
+            ..Default::default()
+        };
+        match (&self.weight, &self.up_blur) {
+            (ConvWeight::Taps(t), Some(fir)) if cpu_conv::supports(x) => {
+                let y = cpu_conv::conv_transpose3x3_s2(x, t, Some(style), demod.as_ref())?;
+                let y = fir.forward(&y)?;
+                finish(y, bias_act, bias)
+            }
+            (_, None) => {
+                let epi = match (bias_act, bias) {
+                    (Some(a), None) => Epilogue {
+                        bias: Some(a.bias()),
+                        act: Act::ScaledLrelu,
+                        ..epi
+                    },
+                    (None, Some(bias)) => Epilogue {
+                        bias: Some(bias),
+                        ..epi
+                    },
+                    _ => epi,
+                };
+                let fused = epi.bias.is_some();
+                let y =
+                    self.weight
+                        .conv2d(x, self.kernel, 1, self.kernel / 2, Some(style), &epi)?;
+                if fused {
+                    Ok(y)
+                } else {
+                    finish(y, bias_act, bias)
+                }
+            }
+            (w, Some(fir)) => {
+                let ConvWeight::Flat(w) = w else {
+                    return Err(ModelError::Layout(format!(
+                        "a CPU f32 convolution got a {:?} tensor on {:?}",
+                        x.dtype(),
+                        x.device()
+                    )));
+                };
+                let xm = x.broadcast_mul(&style.reshape((b, c, 1, 1))?)?;
+                let y = im2col::conv_transpose3x3_s2(&xm, w)?;
+                let y = super::conv::epilogue_ops(y, &epi)?;
+                finish(fir.forward(&y)?, bias_act, bias)
+            }
         }
     }
 
     /// Modulation and convolution from a latent.
     pub fn forward(&self, x: &Tensor, latent: &Tensor) -> ModelResult<Tensor> {
-        self.forward_styled(x, &self.style(latent)?)
+        self.forward_styled(x, &self.style(latent)?, None, None)
     }
+}
+
+/// Applies what could not be fused: a `FusedLeakyReLU`, then a plain bias.
+fn finish(
+    y: Tensor,
+    bias_act: Option<&FusedLeakyRelu>,
+    bias: Option<&Tensor>,
+) -> ModelResult<Tensor> {
+    let y = match bias_act {
+        Some(a) => a.forward(&y)?,
+        None => y,
+    };
+    Ok(match bias {
+        Some(b) => y.broadcast_add(b)?,
+        None => y,
+    })
 }
 
 /// `StyledConv`: modulated 3x3 conv (optionally upsampling) + `FusedLeakyReLU`. The noise
@@ -146,8 +207,9 @@ impl StyledConv {
 
     /// Runs the layer for a latent `(B, style_dim)`.
     pub fn forward(&self, x: &Tensor, latent: &Tensor) -> ModelResult<Tensor> {
-        let y = self.conv.forward(x, latent)?;
-        self.activate.forward(&y)
+        let style = self.conv.style(latent)?;
+        self.conv
+            .forward_styled(x, &style, Some(&self.activate), None)
     }
 }
 
@@ -177,7 +239,7 @@ impl ToRgb {
 
     /// `x` `(B, in, H, W)`, `skip` `(B, 3, H/2, W/2)` -> `(B, 3, H, W)`.
     pub fn forward(&self, x: &Tensor, skip: Option<&Tensor>) -> ModelResult<Tensor> {
-        let y = self.act.forward(&self.conv.forward(x)?)?;
+        let y = self.conv.forward_act(x, Some(&self.act))?;
         let y = y.broadcast_add(&self.bias)?;
         Ok(match skip {
             Some(s) => (y + self.upsample.forward(s)?)?,
@@ -229,9 +291,21 @@ impl ToFlow {
         skip: Option<&Tensor>,
     ) -> ModelResult<FlowOutput> {
         let (_, _, h, w) = x.dims4()?;
-        let mut out = self.conv.forward(x, latent)?.broadcast_add(&self.bias)?;
+        let style = self.conv.style(latent)?;
+        let mut out = self
+            .conv
+            .forward_styled(x, &style, None, Some(&self.bias))?;
         if let Some(s) = skip {
             out = (out + self.upsample.forward(s)?)?;
+        }
+        if cpu_conv::supports(x) && cpu_conv::supports(feat) && cpu_conv::supports(&out) {
+            let (lin_x, lin_y) = identity_axes(h, w);
+            let (warped, blended) = warp_blend_cpu(feat, x, &out, &lin_x, &lin_y)?;
+            return Ok(FlowOutput {
+                warped,
+                blended,
+                flow: out,
+            });
         }
         let offset = out.narrow(1, 0, 2)?.tanh()?;
         let mask = candle_nn::ops::sigmoid(&out.narrow(1, 2, 1)?)?;
@@ -251,6 +325,19 @@ impl ToFlow {
 /// The `(1, H, W, 2)` sampling grid of `np.meshgrid(linspace(-1, 1, H))`: x along the
 /// width, y along the height (the official code uses `H` points for both axes).
 fn identity_grid(h: usize, w: usize, like: &Tensor) -> ModelResult<Tensor> {
+    let (lin_x, lin_y) = identity_axes(h, w);
+    let mut data = Vec::with_capacity(h * w * 2);
+    for &gy in &lin_y {
+        for &gx in &lin_x {
+            data.push(gx);
+            data.push(gy);
+        }
+    }
+    Ok(Tensor::from_vec(data, (1, h, w, 2), like.device())?.to_dtype(like.dtype())?)
+}
+
+/// The identity grid's x values (one per column) and y values (one per row).
+fn identity_axes(h: usize, w: usize) -> (Vec<f32>, Vec<f32>) {
     let n = h;
     let lin: Vec<f32> = (0..n)
         .map(|i| {
@@ -261,14 +348,8 @@ fn identity_grid(h: usize, w: usize, like: &Tensor) -> ModelResult<Tensor> {
             }
         })
         .collect();
-    let mut data = Vec::with_capacity(h * w * 2);
-    for y in 0..h {
-        for x in 0..w {
-            data.push(lin[x.min(n - 1)]);
-            data.push(lin[y]);
-        }
-    }
-    Ok(Tensor::from_vec(data, (1, h, w, 2), like.device())?.to_dtype(like.dtype())?)
+    let lin_x = (0..w).map(|x| lin[x.min(n.saturating_sub(1))]).collect();
+    (lin_x, lin)
 }
 
 /// `ConstantInput`: the learned `(1, C, 4, 4)` start of the decoder.
@@ -295,5 +376,42 @@ impl ConstantInput {
     pub fn forward(&self, batch: usize) -> ModelResult<Tensor> {
         let (_, c, h, w) = self.input.dims4()?;
         Ok(self.input.broadcast_as((batch, c, h, w))?.contiguous()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::test_util::max_abs_diff;
+    use candle_core::{DType, Device};
+
+    #[test]
+    fn fused_warp_blend_matches_the_tensor_ops() {
+        let dev = Device::Cpu;
+        let (b, c, h, w) = (2, 5, 9, 9);
+        let feat = Tensor::randn(0f32, 1.0, (b, c, h, w), &dev).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (b, c, h, w), &dev).unwrap();
+        // Offsets large enough that some samples fall outside the map.
+        let flow = (Tensor::randn(0f32, 1.0, (b, 3, h, w), &dev).unwrap() * 2.0).unwrap();
+        let offset = flow.narrow(1, 0, 2).unwrap().tanh().unwrap();
+        let mask = candle_nn::ops::sigmoid(&flow.narrow(1, 2, 1).unwrap()).unwrap();
+        let grid = offset
+            .permute((0, 2, 3, 1))
+            .unwrap()
+            .broadcast_add(&identity_grid(h, w, &x).unwrap())
+            .unwrap();
+        let warped = grid_sample(&feat, &grid)
+            .unwrap()
+            .broadcast_mul(&mask)
+            .unwrap();
+        let blended =
+            (&warped + x.broadcast_mul(&mask.affine(-1.0, 1.0).unwrap()).unwrap()).unwrap();
+        let (lin_x, lin_y) = identity_axes(h, w);
+        let (fw, fb) = warp_blend_cpu(&feat, &x, &flow, &lin_x, &lin_y).unwrap();
+        assert!(max_abs_diff(&fw, &warped) < 1e-6);
+        assert!(max_abs_diff(&fb, &blended) < 1e-6);
+        // Mismatched shapes are errors.
+        let small = Tensor::zeros((b, c, h - 1, w), DType::F32, &dev).unwrap();
+        assert!(warp_blend_cpu(&small, &x, &flow, &lin_x, &lin_y).is_err());
     }
 }

@@ -149,29 +149,32 @@ impl CustomOp1 for FirCpu {
         let data = &data[start..end];
         let (ho, wo) = (self.out_len(h), self.out_len(w));
         let k = self.taps.len();
-        // Which input column feeds (output column, tap); precomputed once.
-        let col_src: Vec<Option<usize>> = (0..wo * k)
-            .map(|i| self.tap_index(i / k + i % k, w))
-            .collect();
+        // Which input row feeds (output row, tap); precomputed once.
         let row_src: Vec<Option<usize>> = (0..ho * k)
             .map(|i| self.tap_index(i / k + i % k, h))
             .collect();
+        // The horizontal pass reads a zero-stuffed, padded copy of each row, so that its
+        // inner loops are plain shifted multiply-adds (which vectorise).
+        let (up, pad0) = (self.up, self.pad0);
+        let padded_len = wo + k - 1;
         let mut out = vec![0f32; b * c * ho * wo];
         out.par_chunks_mut(ho * wo)
             .zip(data.par_chunks(h * w))
             .for_each(|(o, x)| {
                 let mut tmp = vec![0f32; h * wo];
+                let mut padded = vec![0f32; padded_len];
                 for y in 0..h {
                     let row = &x[y * w..(y + 1) * w];
-                    let t = &mut tmp[y * wo..(y + 1) * wo];
-                    for (ox, tv) in t.iter_mut().enumerate() {
-                        let mut acc = 0f32;
-                        for (j, tap) in self.taps.iter().enumerate() {
-                            if let Some(src) = col_src[ox * k + j] {
-                                acc += row[src] * tap;
-                            }
+                    for (i, &v) in row.iter().enumerate() {
+                        if let Some(p) = padded.get_mut(pad0 + i * up) {
+                            *p = v;
                         }
-                        *tv = acc;
+                    }
+                    let t = &mut tmp[y * wo..(y + 1) * wo];
+                    for (j, &tap) in self.taps.iter().enumerate() {
+                        for (tv, &pv) in t.iter_mut().zip(&padded[j..j + wo]) {
+                            *tv += pv * tap;
+                        }
                     }
                 }
                 for oy in 0..ho {

@@ -1,0 +1,774 @@
+//! Fast f32 CPU convolutions: the hot path of the decoder, the encoder and Audio2Lip.
+//!
+//! A convolution is a sum over kernel taps of `W_tap (O x C) @ X_tap (C x N)`. For stride 1
+//! the input is packed once, zero-padded (and scaled per channel: the style of a modulated
+//! conv) as `(C, B, Hp, Wp)`; every tap is then the *same* matrix read from an offset
+//! (`ky * Wp + kx`), so there is no im2col copy. The output is computed on the padded grid
+//! and the few columns that fall into the padding are dropped when it is written out.
+//! Strided convolutions gather each tap's columns into a small per-tile buffer instead.
+//! The transposed 3x3 stride-2 conv of the upsampling layers splits into its four output
+//! phases, each a sum of shifted taps (no multiplications by inserted zeros).
+//!
+//! The work is cut into tiles of (output channels) x (columns) run on rayon; a tile's
+//! accumulator stays in cache across the taps, and the epilogue (output scale, i.e. the
+//! demodulation, then bias, residual and activation) is applied as the tile is written, so
+//! the whole layer touches the big activations twice (pack, write-out).
+
+use candle_core::{CpuStorage, DType, Layout, Storage, Tensor};
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+use crate::model::error::{ModelError, ModelResult};
+use crate::model::send_ptr::SendPtr;
+
+/// Activation applied by the epilogue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Act {
+    /// Identity.
+    #[default]
+    None,
+    /// `max(x, 0)`.
+    Relu,
+    /// `leaky_relu(x, 0.2) * sqrt(2)`, as StyleGAN's `FusedLeakyReLU`.
+    ScaledLrelu,
+}
+
+impl Act {
+    #[inline(always)]
+    fn apply(self, v: f32) -> f32 {
+        match self {
+            Act::None => v,
+            Act::Relu => v.max(0.0),
+            // Same rounding steps as the tensor path: (x * 0.2) * sqrt(2).
+            Act::ScaledLrelu => v.max(v * 0.2) * std::f32::consts::SQRT_2,
+        }
+    }
+}
+
+/// What happens to each accumulated output value:
+/// `act(acc * out_scale[b, o] + bias[o] + residual[b, o, y, x])`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Epilogue<'a> {
+    /// `(B, O)` per-sample output-channel scale (the demodulation).
+    pub out_scale: Option<&'a Tensor>,
+    /// `O` values (any shape).
+    pub bias: Option<&'a Tensor>,
+    /// A tensor of the output's shape added before the activation.
+    pub residual: Option<&'a Tensor>,
+    /// The activation.
+    pub act: Act,
+}
+
+/// A convolution weight stored per kernel tap, `(k*k, O, C)`, for these kernels.
+#[derive(Clone, Debug)]
+pub struct TapWeight {
+    taps: Tensor,
+    k: usize,
+    out_ch: usize,
+    in_ch: usize,
+}
+
+impl TapWeight {
+    /// From a weight `(O, C, k, k)`. For the transposed conv pass the official weight read
+    /// as `(out, in, k, k)`: tap `(ky, kx)` of either is `w[:, :, ky, kx]`.
+    pub fn new(w: &Tensor) -> ModelResult<Self> {
+        let (o, c, kh, kw) = w.dims4()?;
+        if kh != kw {
+            return Err(ModelError::Layout(format!(
+                "convolution kernel must be square, found {kh}x{kw}"
+            )));
+        }
+        let taps = w
+            .to_dtype(DType::F32)?
+            .permute((2, 3, 0, 1))?
+            .reshape((kh * kw, o, c))?
+            .contiguous()?;
+        Ok(Self {
+            taps,
+            k: kh,
+            out_ch: o,
+            in_ch: c,
+        })
+    }
+
+    /// Output channels.
+    pub fn out_channels(&self) -> usize {
+        self.out_ch
+    }
+
+    /// Input channels.
+    pub fn in_channels(&self) -> usize {
+        self.in_ch
+    }
+
+    /// Kernel side.
+    pub fn kernel(&self) -> usize {
+        self.k
+    }
+}
+
+/// Whether a tensor can take these kernels (f32 on the CPU).
+pub fn supports(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == DType::F32
+}
+
+/// The data of a contiguous f32 CPU tensor.
+fn cpu_f32<'a>(storage: &'a Storage, layout: &Layout, what: &str) -> ModelResult<&'a [f32]> {
+    match (storage, layout.contiguous_offsets()) {
+        (Storage::Cpu(CpuStorage::F32(v)), Some((start, end))) => Ok(&v[start..end]),
+        _ => Err(ModelError::Layout(format!(
+            "{what}: the CPU kernels take a contiguous f32 CPU tensor"
+        ))),
+    }
+}
+
+/// A small tensor's values, checked against the expected count.
+fn small_vec(t: Option<&Tensor>, len: usize, what: &str) -> ModelResult<Option<Vec<f32>>> {
+    let Some(t) = t else { return Ok(None) };
+    let v = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    if v.len() != len {
+        return Err(ModelError::InputShape {
+            what: what.into(),
+            expected: format!("{len} values"),
+            found: t.dims().to_vec(),
+        });
+    }
+    Ok(Some(v))
+}
+
+/// `x` `(B, C, H, W)` packed as `(C, B, hp, wp)` with `x` at `(top, left)`, zeros around,
+/// scaled by `scale[b, c]`, each channel row followed by `slack` zeros so that shifted taps
+/// stay in bounds. Returns the buffer and its row stride.
+#[allow(clippy::too_many_arguments)]
+fn pack(
+    x: &[f32],
+    (b, c, h, w): (usize, usize, usize, usize),
+    scale: Option<&[f32]>,
+    (top, left): (usize, usize),
+    (hp, wp): (usize, usize),
+    slack: usize,
+) -> (Vec<f32>, usize) {
+    let plane = hp * wp;
+    let ld = b * plane + slack;
+    let mut p = vec![0f32; c * ld];
+    p.par_chunks_mut(ld).enumerate().for_each(|(ci, row)| {
+        for bi in 0..b {
+            let s = scale.map_or(1.0, |s| s[bi * c + ci]);
+            let src = &x[(bi * c + ci) * h * w..][..h * w];
+            for i in 0..h {
+                let dst = &mut row[bi * plane + (i + top) * wp + left..][..w];
+                for (d, &v) in dst.iter_mut().zip(&src[i * w..(i + 1) * w]) {
+                    *d = v * s;
+                }
+            }
+        }
+    });
+    (p, ld)
+}
+
+/// Where the columns of a tile land: column `n` is `(b, i, j)` on a `gh x gw` grid per
+/// sample; it is kept when `i < vh && j < vw` and written to
+/// `out[(b*O + o) * plane + base + i*pitch + j*step]`.
+#[derive(Clone, Copy, Debug)]
+struct Grid {
+    gh: usize,
+    gw: usize,
+    vh: usize,
+    vw: usize,
+    plane: usize,
+    base: usize,
+    pitch: usize,
+    step: usize,
+}
+
+/// A run of kept columns inside a tile.
+#[derive(Clone, Copy, Debug)]
+struct Seg {
+    /// First column, relative to the tile.
+    q: usize,
+    len: usize,
+    b: usize,
+    /// Offset of the first element inside an output plane.
+    off: usize,
+}
+
+impl Grid {
+    /// Last kept column + 1 for `b` samples (the columns a conv has to compute).
+    fn columns(&self, b: usize) -> usize {
+        if self.vh == 0 || self.vw == 0 {
+            return 0;
+        }
+        (b - 1) * self.gh * self.gw + (self.vh - 1) * self.gw + self.vw
+    }
+
+    fn segments(&self, n0: usize, cols: usize) -> Vec<Seg> {
+        let mut segs = Vec::new();
+        let plane = self.gh * self.gw;
+        let end = n0 + cols;
+        let mut n = n0;
+        while n < end {
+            let (b, r) = (n / plane, n % plane);
+            let (i, j) = (r / self.gw, r % self.gw);
+            let row_end = n - j + self.gw;
+            if i < self.vh && j < self.vw {
+                let len = (self.vw - j).min(end - n);
+                segs.push(Seg {
+                    q: n - n0,
+                    len,
+                    b,
+                    off: self.base + i * self.pitch + j * self.step,
+                });
+            }
+            n = row_end.min(end).max(n + 1);
+        }
+        segs
+    }
+}
+
+/// The small per-layer values of an epilogue, resolved to slices.
+struct EpiData<'a> {
+    scale: Option<Vec<f32>>,
+    bias: Option<Vec<f32>>,
+    residual: Option<&'a [f32]>,
+    act: Act,
+    out_ch: usize,
+}
+
+/// Writes one finished tile: `acc` is `(rows, cols)` for output channels `o0..o0+rows`.
+#[allow(clippy::too_many_arguments)]
+fn write_tile(
+    out: SendPtr<f32>,
+    grid: &Grid,
+    epi: &EpiData,
+    o0: usize,
+    rows: usize,
+    n0: usize,
+    cols: usize,
+    acc: &[f32],
+) {
+    let segs = grid.segments(n0, cols);
+    for r in 0..rows {
+        let o = o0 + r;
+        let bias = epi.bias.as_ref().map_or(0.0, |v| v[o]);
+        let a = &acc[r * cols..(r + 1) * cols];
+        for s in &segs {
+            let scale = epi.scale.as_ref().map_or(1.0, |v| v[s.b * epi.out_ch + o]);
+            let base = (s.b * epi.out_ch + o) * grid.plane + s.off;
+            let src = &a[s.q..s.q + s.len];
+            if grid.step == 1 {
+                // SAFETY: `base..base + len` is inside the output (the grid maps kept
+                // columns into it) and no other tile maps a column to the same elements.
+                let dst = unsafe { std::slice::from_raw_parts_mut(out.get().add(base), s.len) };
+                match (epi.residual, epi.act) {
+                    (None, act) => epi_run(dst, src, scale, bias, act),
+                    (Some(res), act) => {
+                        for ((d, &v), &rv) in dst.iter_mut().zip(src).zip(&res[base..]) {
+                            *d = act.apply(v * scale + bias + rv);
+                        }
+                    }
+                }
+            } else {
+                for (t, &v) in src.iter().enumerate() {
+                    let idx = base + t * grid.step;
+                    let mut v = v * scale + bias;
+                    if let Some(res) = epi.residual {
+                        v += res[idx];
+                    }
+                    // SAFETY: as above, one element.
+                    unsafe { *out.get().add(idx) = epi.act.apply(v) };
+                }
+            }
+        }
+    }
+}
+
+/// `dst = act(src * scale + bias)`, one loop per activation so that each vectorises.
+fn epi_run(dst: &mut [f32], src: &[f32], scale: f32, bias: f32, act: Act) {
+    match act {
+        Act::None => dst
+            .iter_mut()
+            .zip(src)
+            .for_each(|(d, &v)| *d = v * scale + bias),
+        Act::Relu => dst
+            .iter_mut()
+            .zip(src)
+            .for_each(|(d, &v)| *d = (v * scale + bias).max(0.0)),
+        Act::ScaledLrelu => dst
+            .iter_mut()
+            .zip(src)
+            .for_each(|(d, &v)| *d = Act::ScaledLrelu.apply(v * scale + bias)),
+    }
+}
+
+/// Columns per tile: the accumulator and one tap's input block stay in L2.
+const TILE_COLS: usize = 1024;
+/// Output-channel rows per tile at most.
+const TILE_ROWS: usize = 128;
+
+/// Where a tap's `(C, cols)` input block comes from.
+enum Source<'a> {
+    /// The packed input; tap `t` starts at column offset `offsets[t]`.
+    Shifted { p: &'a [f32], ld: usize },
+    /// A strided conv: each tap's columns are gathered from the packed input.
+    Gather {
+        p: &'a [f32],
+        ld: usize,
+        /// Packed (padded) sample size.
+        hp: usize,
+        wp: usize,
+        /// Output size and strides.
+        ho: usize,
+        wo: usize,
+        stride: (usize, usize),
+        k: usize,
+    },
+}
+
+/// Runs `sum_t W[taps[t].0] @ X(taps[t].1)` over `ncols` columns, tile by tile, and hands
+/// each finished tile to `write_tile`.
+#[allow(clippy::too_many_arguments)]
+fn run_tiles(
+    w: &[f32],
+    (o_ch, c): (usize, usize),
+    taps: &[(usize, usize)],
+    src: &Source,
+    ncols: usize,
+    out: SendPtr<f32>,
+    grid: &Grid,
+    epi: &EpiData,
+) {
+    if ncols == 0 || taps.is_empty() {
+        return;
+    }
+    let threads = rayon::current_num_threads().max(1);
+    let cols = TILE_COLS.min(ncols);
+    let n_col = ncols.div_ceil(cols);
+    // Split the output channels too when there are too few column tiles to share out.
+    let mut rows = o_ch.min(TILE_ROWS);
+    while n_col * o_ch.div_ceil(rows) < 2 * threads && rows >= 64 {
+        rows /= 2;
+    }
+    let n_row = o_ch.div_ceil(rows);
+    (0..n_row * n_col).into_par_iter().for_each(|tile| {
+        let (tr, tc) = (tile / n_col, tile % n_col);
+        let o0 = tr * rows;
+        let rows = rows.min(o_ch - o0);
+        let n0 = tc * cols;
+        let cols = cols.min(ncols - n0);
+        // The first tap's GEMM overwrites the accumulator (`read_dst` false), so it needs no
+        // zeroing; the remaining taps add into it.
+        let mut acc = Vec::<f32>::with_capacity(rows * cols);
+        let mut gathered = Vec::new();
+        let mut col_off: Vec<usize> = Vec::new();
+        for (ti, &(tap, offset)) in taps.iter().enumerate() {
+            let (rhs, rhs_rs) = match src {
+                Source::Shifted { p, ld } => {
+                    debug_assert!((c - 1) * ld + offset + n0 + cols <= p.len());
+                    // SAFETY: `pack` left `slack >= offset` zeros after each channel row.
+                    (unsafe { p.as_ptr().add(offset + n0) }, *ld)
+                }
+                Source::Gather {
+                    p,
+                    ld,
+                    hp,
+                    wp,
+                    ho,
+                    wo,
+                    stride,
+                    k,
+                } => {
+                    if col_off.is_empty() {
+                        // Where each column's (0, 0) tap sits in a packed channel row.
+                        col_off.extend((n0..n0 + cols).map(|n| {
+                            let (b, r) = (n / (ho * wo), n % (ho * wo));
+                            let (i, j) = (r / wo, r % wo);
+                            b * hp * wp + i * stride.0 * wp + j * stride.1
+                        }));
+                    }
+                    let tap_off = (tap / k) * wp + tap % k;
+                    gathered.resize(c * cols, 0.0);
+                    for ci in 0..c {
+                        let row = &p[ci * ld + tap_off..];
+                        let dst = &mut gathered[ci * cols..(ci + 1) * cols];
+                        for (d, &off) in dst.iter_mut().zip(&col_off) {
+                            *d = row[off];
+                        }
+                    }
+                    (gathered.as_ptr(), cols)
+                }
+            };
+            // SAFETY: lhs is the `(rows, C)` block of tap `tap` inside `w` (`(taps, O, C)`),
+            // rhs a `(C, cols)` block with row stride `rhs_rs` (checked above), dst `acc`.
+            unsafe {
+                gemm::gemm(
+                    rows,
+                    cols,
+                    c,
+                    acc.as_mut_ptr(),
+                    1,
+                    cols as isize,
+                    ti > 0,
+                    w.as_ptr().add((tap * o_ch + o0) * c),
+                    1,
+                    c as isize,
+                    rhs,
+                    1,
+                    rhs_rs as isize,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    Parallelism::None,
+                );
+            }
+        }
+        // SAFETY: the first tap's GEMM wrote all `rows * cols` elements.
+        unsafe { acc.set_len(rows * cols) };
+        write_tile(out, grid, epi, o0, rows, n0, cols, &acc);
+    });
+}
+
+/// Resolves an epilogue's tensors. `residual` must have `out_len` elements.
+fn epi_data<'a>(
+    epi: &Epilogue,
+    residual: Option<&'a [f32]>,
+    (b, o): (usize, usize),
+    out_len: usize,
+) -> ModelResult<EpiData<'a>> {
+    if let Some(r) = residual
+        && r.len() != out_len
+    {
+        return Err(ModelError::InputShape {
+            what: "residual".into(),
+            expected: format!("{out_len} values"),
+            found: vec![r.len()],
+        });
+    }
+    Ok(EpiData {
+        scale: small_vec(epi.out_scale, b * o, "output scale")?,
+        bias: small_vec(epi.bias, o, "bias")?,
+        residual,
+        act: epi.act,
+        out_ch: o,
+    })
+}
+
+/// `conv2d(x, w, stride, padding=pad)` on `x` `(B, C, H, W)`, its input channels scaled by
+/// `in_scale` `(B, C)` first, with the epilogue fused. Returns `(B, O, Ho, Wo)`.
+pub fn conv2d(
+    x: &Tensor,
+    w: &TapWeight,
+    stride: (usize, usize),
+    pad: usize,
+    in_scale: Option<&Tensor>,
+    epi: &Epilogue,
+) -> ModelResult<Tensor> {
+    let x = x.contiguous()?;
+    let (b, c, h, wd) = x.dims4()?;
+    let (k, o) = (w.k, w.out_ch);
+    let (hp, wp) = (h + 2 * pad, wd + 2 * pad);
+    if c != w.in_ch || hp < k || wp < k || stride.0 == 0 || stride.1 == 0 {
+        return Err(ModelError::InputShape {
+            what: "convolution input".into(),
+            expected: format!("[B, {}, >={k}, >={k}] (with padding {pad})", w.in_ch),
+            found: x.dims().to_vec(),
+        });
+    }
+    let (ho, wo) = ((hp - k) / stride.0 + 1, (wp - k) / stride.1 + 1);
+    let scale = small_vec(in_scale, b * c, "input scale")?;
+    let residual = epi.residual.map(|r| r.contiguous()).transpose()?;
+    let res_guard = residual.as_ref().map(|r| r.storage_and_layout());
+    let res = match &res_guard {
+        Some((s, l)) => Some(cpu_f32(s, l, "residual")?),
+        None => None,
+    };
+    let out_len = b * o * ho * wo;
+    let epi = epi_data(epi, res, (b, o), out_len)?;
+    let (xs, xl) = x.storage_and_layout();
+    let xd = cpu_f32(&xs, xl, "convolution input")?;
+    let wg = w.taps.storage_and_layout();
+    let wd_ = cpu_f32(&wg.0, wg.1, "convolution weight")?;
+
+    let mut out = vec![0f32; out_len];
+    let ptr = SendPtr(out.as_mut_ptr());
+    let all_taps = 0..k * k;
+    if stride == (1, 1) {
+        let slack = (k - 1) * wp + (k - 1);
+        let (p, ld) = pack(
+            xd,
+            (b, c, h, wd),
+            scale.as_deref(),
+            (pad, pad),
+            (hp, wp),
+            slack,
+        );
+        let taps: Vec<(usize, usize)> = all_taps.map(|t| (t, (t / k) * wp + t % k)).collect();
+        let grid = Grid {
+            gh: hp,
+            gw: wp,
+            vh: ho,
+            vw: wo,
+            plane: ho * wo,
+            base: 0,
+            pitch: wo,
+            step: 1,
+        };
+        let src = Source::Shifted { p: &p, ld };
+        run_tiles(wd_, (o, c), &taps, &src, grid.columns(b), ptr, &grid, &epi);
+    } else {
+        let (p, ld) = pack(xd, (b, c, h, wd), scale.as_deref(), (pad, pad), (hp, wp), 0);
+        let taps: Vec<(usize, usize)> = all_taps.map(|t| (t, 0)).collect();
+        let grid = Grid {
+            gh: ho,
+            gw: wo,
+            vh: ho,
+            vw: wo,
+            plane: ho * wo,
+            base: 0,
+            pitch: wo,
+            step: 1,
+        };
+        let src = Source::Gather {
+            p: &p,
+            ld,
+            hp,
+            wp,
+            ho,
+            wo,
+            stride,
+            k,
+        };
+        run_tiles(wd_, (o, c), &taps, &src, b * ho * wo, ptr, &grid, &epi);
+    }
+    drop((xs, wg));
+    Ok(Tensor::from_vec(out, (b, o, ho, wo), x.device())?)
+}
+
+/// `conv_transpose2d(x, w, stride=2, padding=0)` for a 3x3 kernel, with `x`'s channels
+/// scaled by `in_scale` `(B, C)` and the result by `out_scale` `(B, O)`. Returns
+/// `(B, O, 2H+2, 2W+2)`: the true `2H+1` rows/columns and a trailing zero row and column
+/// (the blur that always follows pads there anyway).
+pub fn conv_transpose3x3_s2(
+    x: &Tensor,
+    w: &TapWeight,
+    in_scale: Option<&Tensor>,
+    out_scale: Option<&Tensor>,
+) -> ModelResult<Tensor> {
+    let x = x.contiguous()?;
+    let (b, c, h, wd) = x.dims4()?;
+    let o = w.out_ch;
+    if c != w.in_ch || w.k != 3 {
+        return Err(ModelError::InputShape {
+            what: "transposed convolution input".into(),
+            expected: format!("[B, {}, H, W] with a 3x3 kernel", w.in_ch),
+            found: x.dims().to_vec(),
+        });
+    }
+    let scale = small_vec(in_scale, b * c, "input scale")?;
+    let (oh, ow) = (2 * h + 2, 2 * wd + 2);
+    let epi = epi_data(
+        &Epilogue {
+            out_scale,
+            ..Default::default()
+        },
+        None,
+        (b, o),
+        b * o * oh * ow,
+    )?;
+    let (xs, xl) = x.storage_and_layout();
+    let xd = cpu_f32(&xs, xl, "transposed convolution input")?;
+    let wg = w.taps.storage_and_layout();
+    let wd_ = cpu_f32(&wg.0, wg.1, "transposed convolution weight")?;
+
+    // One zero row/column on every side: output phase cell (m, n) reads x[m - dy, n - dx]
+    // for dy, dx in {0, 1}, i.e. packed column offset (1 - dy) * wp + (1 - dx).
+    let (hp, wp) = (h + 2, wd + 2);
+    let (p, ld) = pack(
+        xd,
+        (b, c, h, wd),
+        scale.as_deref(),
+        (1, 1),
+        (hp, wp),
+        wp + 1,
+    );
+    let src = Source::Shifted { p: &p, ld };
+    let mut out = vec![0f32; b * o * oh * ow];
+    let ptr = SendPtr(out.as_mut_ptr());
+    // Output row 2m + a gets kernel row ky from input row m - dy: (ky, dy) per phase.
+    let phase_taps = |a: usize| -> &'static [(usize, usize)] {
+        if a == 0 { &[(0, 0), (2, 1)] } else { &[(1, 0)] }
+    };
+    for a in 0..2 {
+        for cph in 0..2 {
+            let mut taps = Vec::with_capacity(4);
+            for &(ky, dy) in phase_taps(a) {
+                for &(kx, dx) in phase_taps(cph) {
+                    taps.push((ky * 3 + kx, (1 - dy) * wp + (1 - dx)));
+                }
+            }
+            let grid = Grid {
+                gh: hp,
+                gw: wp,
+                vh: h + 1 - a,
+                vw: wd + 1 - cph,
+                plane: oh * ow,
+                base: a * ow + cph,
+                pitch: 2 * ow,
+                step: 2,
+            };
+            run_tiles(wd_, (o, c), &taps, &src, grid.columns(b), ptr, &grid, &epi);
+        }
+    }
+    drop((xs, wg));
+    Ok(Tensor::from_vec(out, (b, o, oh, ow), x.device())?)
+}
+
+/// `act(x + bias[c])` on an NCHW tensor in one pass (`FusedLeakyReLU` and friends).
+pub fn bias_act(x: &Tensor, bias: &Tensor, act: Act) -> ModelResult<Tensor> {
+    let x = x.contiguous()?;
+    let (b, c, h, w) = x.dims4()?;
+    let bias = small_vec(Some(bias), c, "bias")?.unwrap_or_default();
+    let (xs, xl) = x.storage_and_layout();
+    let xd = cpu_f32(&xs, xl, "activation input")?;
+    let plane = h * w;
+    let mut out = vec![0f32; xd.len()];
+    if plane > 0 {
+        out.par_chunks_mut(plane)
+            .zip(xd.par_chunks(plane))
+            .enumerate()
+            .for_each(|(i, (dst, src))| epi_run(dst, src, 1.0, bias[i % c], act));
+    }
+    drop(xs);
+    Ok(Tensor::from_vec(out, (b, c, h, w), x.device())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::layers::im2col;
+    use crate::model::test_util::max_abs_diff;
+    use candle_core::Device;
+
+    fn rand(shape: &[usize], seed: u64) -> Tensor {
+        let n: usize = shape.iter().product();
+        let mut s = seed;
+        let v: Vec<f32> = (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn conv2d_matches_candle_for_strides_padding_and_epilogue() {
+        for &(b, c, o, h, w, k, stride, pad) in &[
+            (2, 5, 7, 9, 11, 3, (1, 1), 1),
+            (1, 3, 4, 8, 8, 1, (1, 1), 0),
+            (2, 4, 6, 10, 7, 3, (2, 2), 0),
+            (3, 2, 5, 16, 9, 3, (3, 1), 1),
+            (1, 3, 3, 12, 12, 3, (3, 2), 1),
+            (1, 70, 130, 6, 6, 3, (1, 1), 1),
+        ] {
+            let x = rand(&[b, c, h, w], 1);
+            let wt = rand(&[o, c, k, k], 2);
+            let s_in = rand(&[b, c], 3);
+            let s_out = rand(&[b, o], 4);
+            let bias = rand(&[o], 5);
+            let xs = x
+                .broadcast_mul(&s_in.reshape((b, c, 1, 1)).unwrap())
+                .unwrap();
+            let mut want = if stride.0 == stride.1 {
+                xs.conv2d(&wt, pad, stride.0, 1, 1).unwrap()
+            } else {
+                // Stride 1, then keep every stride-th row/column.
+                let full = xs.conv2d(&wt, pad, 1, 1, 1).unwrap();
+                let (_, _, fh, fw) = full.dims4().unwrap();
+                let rows: Vec<u32> = (0..fh as u32).step_by(stride.0).collect();
+                let cols: Vec<u32> = (0..fw as u32).step_by(stride.1).collect();
+                full.index_select(&Tensor::new(rows.as_slice(), &Device::Cpu).unwrap(), 2)
+                    .unwrap()
+                    .index_select(&Tensor::new(cols.as_slice(), &Device::Cpu).unwrap(), 3)
+                    .unwrap()
+            };
+            want = want
+                .broadcast_mul(&s_out.reshape((b, o, 1, 1)).unwrap())
+                .unwrap()
+                .broadcast_add(&bias.reshape((1, o, 1, 1)).unwrap())
+                .unwrap();
+            let residual = rand(want.dims(), 6);
+            let want = (want + &residual).unwrap();
+            let want = want.maximum(&(&want * 0.2).unwrap()).unwrap();
+            let want = (want * std::f64::consts::SQRT_2).unwrap();
+            let got = conv2d(
+                &x,
+                &TapWeight::new(&wt).unwrap(),
+                stride,
+                pad,
+                Some(&s_in),
+                &Epilogue {
+                    out_scale: Some(&s_out),
+                    bias: Some(&bias),
+                    residual: Some(&residual),
+                    act: Act::ScaledLrelu,
+                },
+            )
+            .unwrap();
+            assert_eq!(got.dims(), want.dims());
+            let d = max_abs_diff(&got, &want);
+            assert!(
+                d < 1e-4,
+                "{:?}: max diff {d}",
+                (b, c, o, h, w, k, stride, pad)
+            );
+        }
+    }
+
+    #[test]
+    fn transposed_conv_matches_the_tensor_path() {
+        for &(b, c, o, h, w) in &[(1, 3, 4, 4, 4), (2, 6, 5, 7, 5), (1, 40, 140, 3, 3)] {
+            let x = rand(&[b, c, h, w], 7);
+            let wt = rand(&[o, c, 3, 3], 8);
+            let s_in = rand(&[b, c], 9);
+            let s_out = rand(&[b, o], 10);
+            let xs = x
+                .broadcast_mul(&s_in.reshape((b, c, 1, 1)).unwrap())
+                .unwrap();
+            let want = im2col::conv_transpose3x3_s2(&xs, &im2col::transpose_weight(&wt).unwrap())
+                .unwrap()
+                .broadcast_mul(&s_out.reshape((b, o, 1, 1)).unwrap())
+                .unwrap();
+            let got =
+                conv_transpose3x3_s2(&x, &TapWeight::new(&wt).unwrap(), Some(&s_in), Some(&s_out))
+                    .unwrap();
+            assert_eq!(got.dims(), want.dims());
+            let d = max_abs_diff(&got, &want);
+            assert!(d < 1e-4, "{:?}: max diff {d}", (b, c, o, h, w));
+        }
+    }
+
+    #[test]
+    fn bias_act_matches_tensor_ops() {
+        let x = rand(&[2, 3, 5, 4], 11);
+        let bias = rand(&[1, 3, 1, 1], 12);
+        let want = x.broadcast_add(&bias).unwrap().relu().unwrap();
+        let got = bias_act(&x, &bias, Act::Relu).unwrap();
+        assert!(max_abs_diff(&got, &want) < 1e-7);
+    }
+
+    #[test]
+    fn wrong_shapes_are_errors() {
+        let w = TapWeight::new(&rand(&[4, 3, 3, 3], 1)).unwrap();
+        let x = rand(&[1, 5, 8, 8], 2);
+        assert!(conv2d(&x, &w, (1, 1), 1, None, &Epilogue::default()).is_err());
+        let x = rand(&[1, 3, 1, 1], 2);
+        assert!(conv2d(&x, &w, (1, 1), 0, None, &Epilogue::default()).is_err());
+        let x = rand(&[1, 3, 8, 8], 2);
+        let bad_scale = rand(&[1, 4], 3);
+        assert!(conv2d(&x, &w, (1, 1), 1, Some(&bad_scale), &Epilogue::default()).is_err());
+    }
+}
