@@ -24,4 +24,12 @@ ls -l "$out"
 # The same vowel in other containers, rates and channel counts, for the decoder tests.
 sox "$out/vowel_aa.wav" -r 44100 -c 2 -C 3 "$out/vowel_aa_44k_stereo.ogg"
 sox "$out/vowel_aa.wav" -r 22050 -c 1 "$out/vowel_aa_22k.flac"
+# Debian's sox has no MP3 encoder; the committed vowel_aa_44k_stereo.mp3 (128 kbit/s LAME)
+# was made with the `lameenc` Python package when it is installed:
+if python3 -c "import lameenc" 2>/dev/null; then
+    sox "$out/vowel_aa.wav" -r 44100 -c 2 -b 16 -e signed -t raw - | python3 -c '
+import sys, lameenc
+e = lameenc.Encoder(); e.set_bit_rate(128); e.set_in_sample_rate(44100); e.set_channels(2); e.set_quality(2)
+pcm = sys.stdin.buffer.read(); sys.stdout.buffer.write(e.encode(pcm) + e.flush())' > "$out/vowel_aa_44k_stereo.mp3"
+fi
 ls -l "$out"

@@ -70,6 +70,31 @@ fn wav_ogg_flac_decode_to_the_same_16k_signal() {
 }
 
 #[test]
+fn mp3_decodes_to_the_same_16k_signal_after_the_encoder_delay() {
+    let o = DecodeOptions::default();
+    let wav = decode_file(speech("vowel_aa.wav"), &o).unwrap();
+    let mp3 = decode_file(speech("vowel_aa_44k_stereo.mp3"), &o).unwrap();
+    assert_eq!((mp3.source_rate, mp3.source_channels), (44_100, 2));
+    // An MP3 frame is 1152 samples, and LAME adds its encoder delay and padding (about one
+    // frame at 44.1 kHz, i.e. ~420 samples at 16 kHz): lengths agree within two frames.
+    let extra = mp3.samples.len() as i64 - wav.samples.len() as i64;
+    assert!((-40..=900).contains(&extra), "length difference {extra}");
+    // Same waveform at the best lag within that delay: correlation near 1.
+    let n = wav.samples.len() - 900;
+    let corr_at = |lag: usize| {
+        let (a, b) = (&wav.samples[..n], &mp3.samples[lag..lag + n]);
+        let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+        let e1: f64 = a.iter().map(|v| (*v as f64).powi(2)).sum();
+        let e2: f64 = b.iter().map(|v| (*v as f64).powi(2)).sum();
+        dot / (e1 * e2).sqrt()
+    };
+    let best = (0..=900usize.min(mp3.samples.len() - n))
+        .map(corr_at)
+        .fold(f64::MIN, f64::max);
+    assert!(best > 0.9, "best correlation {best}");
+}
+
+#[test]
 fn eight_channels_and_clipping_work() {
     let mut frames = sine(48_000, 1.0, 8);
     for f in frames.iter_mut() {

@@ -78,7 +78,8 @@ enum Command {
         /// Fewer iterations.
         #[arg(long)]
         quick: bool,
-        /// Only these groups (procedural, audio, plugin, neural).
+        /// Only these groups (procedural, audio, plugin, neural; `layers`, per-layer conv
+        /// timings, runs only when named).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
@@ -471,6 +472,9 @@ fn bench(threads: Option<usize>, quick: bool, only: &[String]) -> CliResult<()> 
     }
     if want("neural") {
         bevy_edtalk::bench::neural::run(&opts).map_err(|e| e.to_string())?;
+    }
+    if only.iter().any(|o| o == "layers") {
+        bevy_edtalk::bench::layers::run(&opts).map_err(|e| e.to_string())?;
     }
     Ok(())
 }

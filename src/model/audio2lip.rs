@@ -109,7 +109,12 @@ impl ConvBlock {
             source,
         })?;
         let taps = if cpu_conv::supports(&weight) {
-            Some(TapWeight::new(&weight).map_err(|e| Audio2LipError::Tensor {
+            let prepared = if stride == (1, 1) && padding == 1 {
+                TapWeight::same(&weight)
+            } else {
+                TapWeight::new(&weight)
+            };
+            Some(prepared.map_err(|e| Audio2LipError::Tensor {
                 name: format!("{prefix}.0.weight"),
                 source: candle_core::Error::Msg(e.to_string()),
             })?)

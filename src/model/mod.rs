@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub mod grid_sample;
 pub mod qr;
 mod send_ptr;
+mod simd;
 
 pub mod encoder;
 pub mod error;

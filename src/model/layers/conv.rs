@@ -60,16 +60,37 @@ pub enum ConvWeight {
     Flat(Tensor),
 }
 
-impl ConvWeight {
-    /// `w` `(O, C, k, k)`, scaled, on the compute device and dtype. `transposed` selects the
-    /// flat layout of the stride-2 transposed conv.
-    pub fn new(w: &Tensor, transposed: bool) -> ModelResult<Self> {
-        Ok(if cpu_conv::supports(w) {
-            Self::Taps(TapWeight::new(w)?)
-        } else if transposed {
-            Self::Flat(im2col::transpose_weight(w)?)
+/// How a convolution weight is used, which picks its layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvUse {
+    /// Always stride 1 with padding `k / 2` ("same"): a 3x3 kernel runs as Winograd on the
+    /// CPU.
+    Same,
+    /// Any stride and padding.
+    Any,
+    /// The stride-2 transposed conv of the upsampling layers.
+    Transposed,
+}
+
+impl ConvUse {
+    /// The use of a conv that always runs with `stride` and `padding`.
+    pub fn of(k: usize, stride: usize, padding: usize) -> Self {
+        if stride == 1 && padding == k / 2 {
+            Self::Same
         } else {
-            Self::Flat(im2col::flatten_weight(w)?)
+            Self::Any
+        }
+    }
+}
+
+impl ConvWeight {
+    /// `w` `(O, C, k, k)`, scaled, on the compute device and dtype, laid out for `usage`.
+    pub fn new(w: &Tensor, usage: ConvUse) -> ModelResult<Self> {
+        Ok(match usage {
+            _ if cpu_conv::supports(w) && usage == ConvUse::Same => Self::Taps(TapWeight::same(w)?),
+            _ if cpu_conv::supports(w) => Self::Taps(TapWeight::new(w)?),
+            ConvUse::Transposed => Self::Flat(im2col::transpose_weight(w)?),
+            _ => Self::Flat(im2col::flatten_weight(w)?),
         })
     }
 
@@ -157,7 +178,10 @@ impl EqualConv2d {
             None
         };
         Ok(Self {
-            weight: ConvWeight::new(&w.finish((weight * scale)?)?, false)?,
+            weight: ConvWeight::new(
+                &w.finish((weight * scale)?)?,
+                ConvUse::of(k, stride, padding),
+            )?,
             kernel: k,
             in_ch,
             out_ch,
@@ -278,7 +302,7 @@ impl Conv2d {
         let out_ch = weight.dims()[0];
         let bias = w.get("bias", &[Some(out_ch)])?.reshape((1, out_ch, 1, 1))?;
         Ok(Self {
-            weight: ConvWeight::new(&w.finish(weight)?, false)?,
+            weight: ConvWeight::new(&w.finish(weight)?, ConvUse::of(k, 1, padding))?,
             kernel: k,
             bias: w.finish(bias)?,
             padding,

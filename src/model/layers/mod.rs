@@ -7,8 +7,9 @@ pub mod im2col;
 pub mod linear;
 pub mod styled;
 pub mod upfirdn;
+pub mod winograd;
 
-pub use conv::{Conv2d, ConvLayer, ConvWeight, EqualConv2d, FusedLeakyRelu};
+pub use conv::{Conv2d, ConvLayer, ConvUse, ConvWeight, EqualConv2d, FusedLeakyRelu};
 pub use eem::{Adain, Eem};
 pub use linear::{EqualLinear, EqualMlp, Linear};
 pub use styled::{ConstantInput, FlowOutput, ModulatedConv2d, StyledConv, ToFlow, ToRgb};

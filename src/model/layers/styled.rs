@@ -9,7 +9,7 @@
 
 use candle_core::Tensor;
 
-use super::conv::{ConvWeight, EqualConv2d, FusedLeakyRelu};
+use super::conv::{ConvUse, ConvWeight, EqualConv2d, FusedLeakyRelu};
 use super::cpu_conv::{self, Act, Epilogue};
 use super::im2col;
 use super::linear::EqualLinear;
@@ -66,9 +66,12 @@ impl ModulatedConv2d {
             // p = (4 - 2) - (k - 1) = 0; the GEMM path's output already carries the
             // trailing zero row/column of the second pad.
             let fir = Fir::blur(1, 0, 2.0);
-            (ConvWeight::new(&w.finish(weight)?, true)?, Some(fir))
+            (
+                ConvWeight::new(&w.finish(weight)?, ConvUse::Transposed)?,
+                Some(fir),
+            )
         } else {
-            (ConvWeight::new(&w.finish(weight)?, false)?, None)
+            (ConvWeight::new(&w.finish(weight)?, ConvUse::Same)?, None)
         };
         Ok(Self {
             weight,

@@ -161,33 +161,38 @@ impl CustomOp1 for FirCpu {
         out.par_chunks_mut(ho * wo)
             .zip(data.par_chunks(h * w))
             .for_each(|(o, x)| {
-                let mut tmp = vec![0f32; h * wo];
-                let mut padded = vec![0f32; padded_len];
-                for y in 0..h {
-                    let row = &x[y * w..(y + 1) * w];
-                    for (i, &v) in row.iter().enumerate() {
-                        if let Some(p) = padded.get_mut(pad0 + i * up) {
-                            *p = v;
-                        }
-                    }
-                    let t = &mut tmp[y * wo..(y + 1) * wo];
-                    for (j, &tap) in self.taps.iter().enumerate() {
-                        for (tv, &pv) in t.iter_mut().zip(&padded[j..j + wo]) {
-                            *tv += pv * tap;
-                        }
-                    }
-                }
-                for oy in 0..ho {
-                    let orow = &mut o[oy * wo..(oy + 1) * wo];
-                    for (j, tap) in self.taps.iter().enumerate() {
-                        if let Some(src) = row_src[oy * k + j] {
-                            let trow = &tmp[src * wo..(src + 1) * wo];
-                            for (ov, tv) in orow.iter_mut().zip(trow) {
-                                *ov += tv * tap;
+                crate::model::simd::dispatch(
+                    #[inline(always)]
+                    || {
+                        let mut tmp = vec![0f32; h * wo];
+                        let mut padded = vec![0f32; padded_len];
+                        for y in 0..h {
+                            let row = &x[y * w..(y + 1) * w];
+                            for (i, &v) in row.iter().enumerate() {
+                                if let Some(p) = padded.get_mut(pad0 + i * up) {
+                                    *p = v;
+                                }
+                            }
+                            let t = &mut tmp[y * wo..(y + 1) * wo];
+                            for (j, &tap) in self.taps.iter().enumerate() {
+                                for (tv, &pv) in t.iter_mut().zip(&padded[j..j + wo]) {
+                                    *tv += pv * tap;
+                                }
                             }
                         }
-                    }
-                }
+                        for oy in 0..ho {
+                            let orow = &mut o[oy * wo..(oy + 1) * wo];
+                            for (j, tap) in self.taps.iter().enumerate() {
+                                if let Some(src) = row_src[oy * k + j] {
+                                    let trow = &tmp[src * wo..(src + 1) * wo];
+                                    for (ov, tv) in orow.iter_mut().zip(trow) {
+                                        *ov += tv * tap;
+                                    }
+                                }
+                            }
+                        }
+                    },
+                )
             });
         Ok((CpuStorage::F32(out), Shape::from((b, c, ho, wo))))
     }

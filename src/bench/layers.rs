@@ -1,0 +1,120 @@
+//! Per-layer speed of the CPU convolution kernels at the full-size decoder's shapes
+//! (`edtalk bench --only layers`): for each feature-map side, the stride-1 3x3 modulated
+//! conv as direct shifted-tap GEMMs and as Winograd F(2x2, 3x3), and the stride-2
+//! transposed conv that upsamples into that side. One JSON line per layer, e.g.
+//! `{"bench":"conv3x3","side":64,"in":256,"out":256,"direct_ms":..,"winograd_ms":..}`;
+//! `gflops` figures count the direct convolution's multiply-adds, so they compare.
+
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use serde_json::json;
+
+use super::neural::{BenchError, NormalStream, OFFICIAL_CHANNELS, set_threads};
+use super::{BenchOptions, emit};
+use crate::model::layers::cpu_conv::{self, Act, Epilogue, TapWeight};
+
+fn random(rng: &mut NormalStream, shape: &[usize], scale: f32) -> Result<Tensor, BenchError> {
+    let n = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| rng.next_normal() * scale).collect();
+    Ok(Tensor::from_vec(v, shape, &Device::Cpu)?)
+}
+
+/// Best of `reps` timed calls after a warm-up, in milliseconds.
+fn best_ms(
+    reps: usize,
+    mut f: impl FnMut() -> Result<Tensor, BenchError>,
+) -> Result<f64, BenchError> {
+    f()?;
+    let mut best = f64::INFINITY;
+    for _ in 0..reps {
+        let start = Instant::now();
+        f()?;
+        best = best.min(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(best)
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// Times every decoder conv shape on the CPU and prints one JSON line per layer.
+pub fn run(opts: &BenchOptions) -> Result<Vec<serde_json::Value>, BenchError> {
+    set_threads(opts.threads)?;
+    let reps = if opts.quick { 1 } else { 3 };
+    let mut rng = NormalStream::new(11);
+    let mut figures = Vec::new();
+    for pair in OFFICIAL_CHANNELS.windows(2) {
+        let ((prev_side, cin), (side, c)) = (pair[0], pair[1]);
+        let x = random(&mut rng, &[1, c, side, side], 1.0)?;
+        let w = random(&mut rng, &[c, c, 3, 3], 1.0 / (9.0 * c as f32).sqrt())?;
+        let style = random(&mut rng, &[1, c], 1.0)?;
+        let demod = random(&mut rng, &[1, c], 1.0)?;
+        let bias = random(&mut rng, &[c], 1.0)?;
+        let epi = Epilogue {
+            out_scale: Some(&demod),
+            bias: Some(&bias),
+            act: Act::ScaledLrelu,
+            ..Default::default()
+        };
+        let (direct, wino) = (TapWeight::new(&w)?, TapWeight::winograd(&w)?);
+        let conv = |tw: &TapWeight| cpu_conv::conv2d(&x, tw, (1, 1), 1, Some(&style), &epi);
+        let direct_ms = best_ms(reps, || Ok(conv(&direct)?))?;
+        let winograd_ms = best_ms(reps, || Ok(conv(&wino)?))?;
+        let gflop = 2.0 * (c * c * 9 * side * side) as f64 / 1e9;
+        figures.push(emit(json!({
+            "bench": "conv3x3",
+            "threads": opts.threads,
+            "side": side,
+            "in": c,
+            "out": c,
+            "direct_ms": round1(direct_ms),
+            "winograd_ms": round1(winograd_ms),
+            "direct_gflops": round1(gflop / direct_ms * 1e3),
+            "winograd_gflops": round1(gflop / winograd_ms * 1e3),
+        })));
+
+        let xu = random(&mut rng, &[1, cin, prev_side, prev_side], 1.0)?;
+        let wu = random(&mut rng, &[c, cin, 3, 3], 1.0 / (9.0 * cin as f32).sqrt())?;
+        let su = random(&mut rng, &[1, cin], 1.0)?;
+        let tu = TapWeight::new(&wu)?;
+        let up_ms = best_ms(reps, || {
+            Ok(cpu_conv::conv_transpose3x3_s2(
+                &xu,
+                &tu,
+                Some(&su),
+                Some(&demod),
+            )?)
+        })?;
+        let gflop = 2.0 * (c * cin * 9 * prev_side * prev_side) as f64 / 1e9;
+        figures.push(emit(json!({
+            "bench": "conv_transpose3x3_s2",
+            "threads": opts.threads,
+            "side": side,
+            "in": cin,
+            "out": c,
+            "ms": round1(up_ms),
+            "gflops": round1(gflop / up_ms * 1e3),
+        })));
+    }
+    // ToFlow's fused warp and blend at the last level: offsets of about one pixel.
+    let (c, side) = (64, 256);
+    let feat = random(&mut rng, &[1, c, side, side], 1.0)?;
+    let x = random(&mut rng, &[1, c, side, side], 1.0)?;
+    let flow = random(&mut rng, &[1, 3, side, side], 0.01)?;
+    let lin: Vec<f32> = (0..side)
+        .map(|i| -1.0 + 2.0 * i as f32 / (side - 1) as f32)
+        .collect();
+    let ms = best_ms(reps, || {
+        Ok(crate::model::grid_sample::warp_blend_cpu(&feat, &x, &flow, &lin, &lin)?.0)
+    })?;
+    figures.push(emit(json!({
+        "bench": "warp_blend",
+        "threads": opts.threads,
+        "side": side,
+        "channels": c,
+        "ms": round1(ms),
+    })));
+    Ok(figures)
+}
