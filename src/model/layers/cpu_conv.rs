@@ -356,6 +356,45 @@ pub(super) fn epi_run(dst: &mut [f32], src: &[f32], scale: f32, bias: f32, act: 
     }
 }
 
+/// `dst (m x n) = lhs (m x k) @ rhs (k x n)`, or `+=` when `accumulate`, for row-major
+/// blocks with the given row strides, on the calling thread (the kernels parallelise over
+/// tiles themselves).
+///
+/// # Safety
+/// Each pointer must address a block of its shape and row stride, and `dst` must not
+/// overlap `lhs` or `rhs`.
+pub(super) unsafe fn gemm_rows(
+    (m, n, k): (usize, usize, usize),
+    (dst, dst_rs, accumulate): (*mut f32, usize, bool),
+    (lhs, lhs_rs): (*const f32, usize),
+    (rhs, rhs_rs): (*const f32, usize),
+) {
+    // SAFETY: as the caller guarantees; column strides are 1 (row-major).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs,
+            1,
+            lhs_rs as isize,
+            rhs,
+            1,
+            rhs_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        );
+    }
+}
+
 thread_local! {
     /// Per-thread scratch for the kernels' tiles, kept between calls so that the big
     /// per-tile buffers are neither zeroed nor page-faulted in again on every tile.
@@ -434,7 +473,7 @@ fn run_tiles(
             Source::Gather { .. } => c * cols,
             Source::Shifted { .. } => 0,
         };
-        // The first tap's GEMM overwrites the accumulator (`read_dst` false) and the gather
+        // The first tap's GEMM overwrites the accumulator and the gather
         // fills its buffer before each GEMM reads it, so stale scratch needs no zeroing.
         with_scratch(rows * cols + gather_len, |scratch| {
             simd::dispatch(
@@ -481,26 +520,11 @@ fn run_tiles(
                         // SAFETY: lhs is the `(rows, C)` block of tap `tap` inside `w` (`(taps, O, C)`),
                         // rhs a `(C, cols)` block with row stride `rhs_rs` (checked above), dst `acc`.
                         unsafe {
-                            gemm::gemm(
-                                rows,
-                                cols,
-                                c,
-                                acc.as_mut_ptr(),
-                                1,
-                                cols as isize,
-                                ti > 0,
-                                w.as_ptr().add((tap * o_ch + o0) * c),
-                                1,
-                                c as isize,
-                                rhs,
-                                1,
-                                rhs_rs as isize,
-                                1.0,
-                                1.0,
-                                false,
-                                false,
-                                false,
-                                Parallelism::None,
+                            gemm_rows(
+                                (rows, cols, c),
+                                (acc.as_mut_ptr(), cols, ti > 0),
+                                (w.as_ptr().add((tap * o_ch + o0) * c), c),
+                                (rhs, rhs_rs),
                             );
                         }
                     }

@@ -14,10 +14,9 @@
 //! the epilogue (demodulation, bias, residual, activation) as it writes.
 
 use candle_core::{DType, Tensor};
-use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::cpu_conv::{EpiData, with_scratch};
+use super::cpu_conv::{EpiData, gemm_rows, with_scratch};
 use crate::model::error::{ModelError, ModelResult};
 use crate::model::send_ptr::SendPtr;
 use crate::model::simd;
@@ -395,7 +394,7 @@ pub(super) fn conv3x3(
         let runs = runs(&d, n0, cols);
         let max_rows = ROWS.min(g1 - g0);
         // Every element of V is written by the input transform and every element of M by
-        // the GEMMs (`read_dst` false) before it is read, so stale scratch is fine.
+        // the GEMMs (not accumulating) before it is read, so stale scratch is fine.
         with_scratch(POINTS * (c + max_rows) * cols, |scratch| {
             simd::dispatch(
                 #[inline(always)]
@@ -412,28 +411,13 @@ pub(super) fn conv3x3(
                         for pt in 0..POINTS {
                             // SAFETY: lhs is rows `o0..o0 + rows` of `U_pt` (`(O, C)` inside `u`), rhs
                             // `V_pt` `(C, cols)`, dst the `(rows, cols)` block `pt` of `m` (which holds
-                            // 16 such blocks); `read_dst` is false, so it is only written.
+                            // 16 such blocks), only written (not accumulating).
                             unsafe {
-                                gemm::gemm(
-                                    rows,
-                                    cols,
-                                    c,
-                                    m.as_mut_ptr().add(pt * rows * cols),
-                                    1,
-                                    cols as isize,
-                                    false,
-                                    u.as_ptr().add((pt * o + o0) * c),
-                                    1,
-                                    c as isize,
-                                    v.as_ptr().add(pt * c * cols),
-                                    1,
-                                    cols as isize,
-                                    1.0,
-                                    1.0,
-                                    false,
-                                    false,
-                                    false,
-                                    Parallelism::None,
+                                gemm_rows(
+                                    (rows, cols, c),
+                                    (m.as_mut_ptr().add(pt * rows * cols), cols, false),
+                                    (u.as_ptr().add((pt * o + o0) * c), c),
+                                    (v.as_ptr().add(pt * c * cols), cols),
                                 );
                             }
                         }
