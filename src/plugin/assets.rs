@@ -72,6 +72,22 @@ pub(crate) async fn read_all(
     Ok(bytes)
 }
 
+/// A text asset's contents and its path, for loaders that parse text themselves.
+pub(crate) async fn read_text(
+    reader: &mut dyn Reader,
+    ctx: &LoadContext<'_>,
+) -> Result<(String, String), RonAssetError> {
+    let bytes = read_all(reader, ctx).await?;
+    let path = ctx.path().to_string();
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok((text, path)),
+        Err(e) => Err(RonAssetError::Invalid {
+            message: format!("not UTF-8: {e}"),
+            path,
+        }),
+    }
+}
+
 /// Parses RON with errors that carry the file, line and column.
 pub(crate) fn parse_ron<T: for<'de> Deserialize<'de>>(
     text: &[u8],
@@ -159,13 +175,11 @@ impl AssetLoader for EmotionScriptLoader {
         _settings: &(),
         ctx: &mut LoadContext<'_>,
     ) -> Result<EmotionScriptAsset, RonAssetError> {
-        let bytes = read_all(reader, ctx).await?;
-        let path = ctx.path().to_string();
+        let (text, path) = read_text(reader, ctx).await?;
         let invalid = |message: String| RonAssetError::Invalid {
             path: path.clone(),
             message,
         };
-        let text = String::from_utf8(bytes).map_err(|e| invalid(format!("not UTF-8: {e}")))?;
         // The script's own errors already carry the file, line and column.
         let script = EmotionScript::parse(&text, &path).map_err(|e| invalid(e.to_string()))?;
         script

@@ -4,7 +4,7 @@ use bevy::asset::io::Reader;
 use bevy::asset::{AssetLoader, LoadContext};
 use bevy::prelude::*;
 
-use super::assets::{RonAssetError, read_all};
+use super::assets::{RonAssetError, read_text};
 use crate::motion::MotionTrack;
 
 /// A baked motion track (`*.track.ron`, the RON `edtalk bake` writes; format in
@@ -27,13 +27,11 @@ impl AssetLoader for MotionTrackLoader {
         _settings: &(),
         ctx: &mut LoadContext<'_>,
     ) -> Result<MotionTrackAsset, RonAssetError> {
-        let bytes = read_all(reader, ctx).await?;
-        let path = ctx.path().to_string();
+        let (text, path) = read_text(reader, ctx).await?;
         let invalid = |message: String| RonAssetError::Invalid {
             path: path.clone(),
             message,
         };
-        let text = String::from_utf8(bytes).map_err(|e| invalid(format!("not UTF-8: {e}")))?;
         // The track's own errors already carry the file, line and column.
         MotionTrack::from_ron(&text, &path)
             .map(MotionTrackAsset)
