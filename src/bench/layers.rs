@@ -107,7 +107,7 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<serde_json::Value>, BenchError> {
         .map(|i| -1.0 + 2.0 * i as f32 / (side - 1) as f32)
         .collect();
     let ms = best_ms(reps, || {
-        Ok(crate::model::grid_sample::warp_blend_cpu(&feat, &x, &flow, &lin, &lin)?.0)
+        Ok(crate::model::warp_blend::warp_blend_cpu(&feat, &x, &flow, &lin, &lin)?.0)
     })?;
     figures.push(emit(json!({
         "bench": "warp_blend",

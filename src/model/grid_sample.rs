@@ -145,18 +145,18 @@ struct GridSampleCpu;
 /// non-finite values there cannot leak in. Kept small: a block of these is re-read for
 /// every channel.
 #[derive(Clone, Copy)]
-struct Taps<T> {
-    nw: isize,
-    weight: [T; 4],
+pub(crate) struct Taps<T> {
+    pub(crate) nw: isize,
+    pub(crate) weight: [T; 4],
     /// Bit k set: corner k is inside.
-    inside: u8,
+    pub(crate) inside: u8,
 }
 macro_rules! sample_impl {
     ($name:ident, $t:ty) => {
         impl Taps<$t> {
             /// The taps of normalised position (`gx`, `gy`) in a `w`×`h` plane.
             #[inline]
-            fn new(gx: $t, gy: $t, w: usize, h: usize) -> Self {
+            pub(crate) fn new(gx: $t, gy: $t, w: usize, h: usize) -> Self {
                 let (wf, hf) = (w as $t, h as $t);
                 let ix = ((gx + 1.0) * wf - 1.0) / 2.0;
                 let iy = ((gy + 1.0) * hf - 1.0) / 2.0;
@@ -244,102 +244,19 @@ macro_rules! sample_impl {
 sample_impl!(sample_f32, f32);
 sample_impl!(sample_f64, f64);
 
+/// Output pixels per parallel job (see [`for_blocks`]).
+pub(crate) const BLOCK: usize = 1024;
+
 /// Runs `f(batch, first_pixel, len)` in parallel over blocks of output pixels. Each block
 /// is processed for every channel while its taps are in cache (the taps of a whole plane
 /// are megabytes at 256 px).
-fn for_blocks(n: usize, out_hw: usize, f: impl Fn(usize, usize, usize) + Sync) {
-    const BLOCK: usize = 1024;
+pub(crate) fn for_blocks(n: usize, out_hw: usize, f: impl Fn(usize, usize, usize) + Sync) {
     let blocks = out_hw.div_ceil(BLOCK);
     (0..n * blocks).into_par_iter().for_each(|job| {
         let (batch, blk) = (job / blocks, job % blocks);
         let p0 = blk * BLOCK;
         f(batch, p0, BLOCK.min(out_hw - p0));
     });
-}
-
-/// EDTalk's `ToFlow` warp and blend in one pass (f32, CPU). `flow` `(B, 3, H, W)` holds the
-/// x/y offsets (before `tanh`) and the mask logit; the sampling grid is the identity grid
-/// (`lin_x` per column, `lin_y` per row, as `ToFlow` builds it) plus `tanh(offset)`. Returns
-/// `warped = grid_sample(feat) * sigmoid(mask)` and `blended = warped + x * (1 - mask)`,
-/// with the same arithmetic as the tensor-op sequence, without its intermediate tensors.
-pub fn warp_blend_cpu(
-    feat: &Tensor,
-    x: &Tensor,
-    flow: &Tensor,
-    lin_x: &[f32],
-    lin_y: &[f32],
-) -> Result<(Tensor, Tensor)> {
-    let (n, c, h, w) = feat.dims4()?;
-    if x.dims() != feat.dims()
-        || flow.dims() != [n, 3, h, w]
-        || lin_x.len() != w
-        || lin_y.len() != h
-    {
-        bail!(
-            "warp_blend: feature {:?}, stream {:?} and flow {:?} do not match",
-            feat.dims(),
-            x.dims(),
-            flow.dims()
-        )
-    }
-    let (feat, x, flow) = (feat.contiguous()?, x.contiguous()?, flow.contiguous()?);
-    let guards = [&feat, &x, &flow].map(|t| t.storage_and_layout());
-    let mut slices = Vec::with_capacity(3);
-    for (s, l) in &guards {
-        match (&**s, l.contiguous_offsets()) {
-            (candle_core::Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) => slices.push(&v[a..b]),
-            _ => bail!("warp_blend: operands must be contiguous f32 CPU tensors"),
-        }
-    }
-    let (fd, xd, gd) = (slices[0], slices[1], slices[2]);
-    let plane = h * w;
-    // Per pixel: taps and mask, from the flow planes.
-    let mut taps = Vec::with_capacity(n * plane);
-    let mut mask = Vec::with_capacity(n * plane);
-    for b in 0..n {
-        let f = &gd[b * 3 * plane..(b + 1) * 3 * plane];
-        for p in 0..plane {
-            let (py, px) = (p / w, p % w);
-            let gx = f[p].tanh() + lin_x[px];
-            let gy = f[plane + p].tanh() + lin_y[py];
-            taps.push(Taps::<f32>::new(gx, gy, w, h));
-            mask.push((f32::exp(-f[2 * plane + p]) + 1.0).recip());
-        }
-    }
-    let mut warped = vec![0f32; n * c * plane];
-    let mut blended = vec![0f32; n * c * plane];
-    if plane > 0 {
-        let (wp, bp) = (SendPtr(warped.as_mut_ptr()), SendPtr(blended.as_mut_ptr()));
-        for_blocks(n, plane, |batch, p0, len| {
-            let taps = &taps[batch * plane + p0..][..len];
-            let mask = &mask[batch * plane + p0..][..len];
-            for ch in 0..c {
-                let index = batch * c + ch;
-                let src = &fd[index * plane..(index + 1) * plane];
-                let xs = &xd[index * plane + p0..][..len];
-                let at = index * plane + p0;
-                // SAFETY: this block alone writes pixels p0..p0+len of its batch's planes
-                // of both outputs, which outlive the loop.
-                let (dw, db) = unsafe {
-                    (
-                        std::slice::from_raw_parts_mut(wp.get().add(at), len),
-                        std::slice::from_raw_parts_mut(bp.get().add(at), len),
-                    )
-                };
-                for i in 0..len {
-                    let v = taps[i].sample(src, w) * mask[i];
-                    dw[i] = v;
-                    db[i] = v + xs[i] * (1.0 - mask[i]);
-                }
-            }
-        });
-    }
-    drop(guards);
-    let dev = feat.device();
-    Ok((
-        Tensor::from_vec(warped, (n, c, h, w), dev)?,
-        Tensor::from_vec(blended, (n, c, h, w), dev)?,
-    ))
 }
 
 impl CustomOp2 for GridSampleCpu {

@@ -6,6 +6,7 @@ pub mod grid_sample;
 pub mod qr;
 mod send_ptr;
 mod simd;
+pub mod warp_blend;
 
 pub mod encoder;
 pub mod error;

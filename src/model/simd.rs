@@ -8,6 +8,34 @@
 //! this from the `gemm` crate's own runtime dispatch.) Results are unchanged: no FMA
 //! contraction happens without explicit `mul_add`, so every lane rounds as before.
 
+/// The vector extensions a hand-written kernel can be specialised for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Isa {
+    /// AVX-512F (16 f32 lanes, masked gathers).
+    Avx512,
+    /// AVX2 with FMA (8 f32 lanes, gathers).
+    Avx2,
+    /// Anything else: plain Rust.
+    Base,
+}
+
+/// The widest extension this CPU has, for kernels that use intrinsics (gathers) that
+/// [`dispatch`]'s auto-vectorised loops cannot express.
+pub(crate) fn isa() -> Isa {
+    #[cfg(target_arch = "x86_64")]
+    {
+        match level() {
+            3 => Isa::Avx512,
+            2 => Isa::Avx2,
+            _ => Isa::Base,
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        Isa::Base
+    }
+}
+
 /// The widest vector extension this CPU supports, detected once.
 #[cfg(target_arch = "x86_64")]
 fn level() -> u8 {

@@ -15,7 +15,8 @@ use super::im2col;
 use super::linear::EqualLinear;
 use super::upfirdn::Fir;
 use crate::model::error::{ModelError, ModelResult};
-use crate::model::grid_sample::{grid_sample, warp_blend_cpu};
+use crate::model::grid_sample::grid_sample;
+use crate::model::warp_blend::warp_blend_cpu;
 use crate::model::weights::Weights;
 
 /// `ModulatedConv2d` (no downsampling: EDTalk's decoder never downsamples).
