@@ -7,6 +7,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
-    let options = bevy_edtalk::bench::BenchOptions { threads, quick };
+    let options = bevy_edtalk::bench::BenchOptions {
+        threads,
+        quick,
+        ..Default::default()
+    };
     bevy_edtalk::bench::audio::run(&options);
 }

@@ -1,4 +1,5 @@
-//! `cargo bench --no-default-features --bench neural -- [--threads N] [--quick]`: the
+//! `cargo bench --no-default-features --bench neural -- [--threads N] [--quick]
+//! [--malloc-defaults]`: the
 //! full-size EDTalk generator with seeded random weights; one JSON line per figure.
 
 use bevy_edtalk::bench::{BenchOptions, neural};
@@ -16,6 +17,7 @@ fn main() {
                 }
             },
             "--quick" => opts.quick = true,
+            "--malloc-defaults" => opts.retain_freed_memory = false,
             // cargo bench passes `--bench`; ignore it and anything else it adds.
             _ => {}
         }

@@ -287,6 +287,49 @@ fn batch_of_two() {
 }
 
 #[test]
+fn decode_many_matches_one_decode_per_character() {
+    // Two different portraits and expressions: each image of the batched call (whose wide
+    // levels run image by image) must be that character's own decode.
+    let g = generator();
+    let lips = input("input.alpha_lip_batch");
+    let pose = g.coefficients(&input("input.pose")).unwrap().pose;
+    let a = g.encode_identity(&input("input.source")).unwrap();
+    let b = g.encode_identity(&input("input.pose")).unwrap();
+    let ea = g.expression(&a, Some(&input("input.alpha_exp"))).unwrap();
+    let eb = g.expression(&b, None).unwrap();
+    let batched = g
+        .decode_many(&[(&a, &ea), (&b, &eb)], &lips, &pose)
+        .unwrap();
+    for (k, (id, e)) in [(&a, &ea), (&b, &eb)].into_iter().enumerate() {
+        let alone = g
+            .decode(id, e, &lips.narrow(0, k, 1).unwrap(), &pose)
+            .unwrap();
+        let diff = (batched.narrow(0, k, 1).unwrap() - &alone)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff < 1e-5, "character {k}: max difference {diff}");
+    }
+    // The two characters really differ, so a mixed-up item would show.
+    let between = (batched.narrow(0, 0, 1).unwrap() - batched.narrow(0, 1, 1).unwrap())
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(
+        between > 0.01,
+        "the two characters' images are alike: {between}"
+    );
+}
+
+#[test]
 fn lip_pose_from_audio_pose_image() {
     let img = generator_lip_pose()
         .from_audio_pose_image(

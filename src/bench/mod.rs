@@ -14,6 +14,9 @@ pub struct BenchOptions {
     pub threads: usize,
     /// Fewer iterations, for smoke tests.
     pub quick: bool,
+    /// Whether the neural figures run with [`crate::heap::retain_freed_memory`] (as the
+    /// plugin and the CLI do by default) or with the allocator's defaults.
+    pub retain_freed_memory: bool,
 }
 
 impl Default for BenchOptions {
@@ -21,6 +24,7 @@ impl Default for BenchOptions {
         Self {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             quick: false,
+            retain_freed_memory: true,
         }
     }
 }

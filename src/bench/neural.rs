@@ -7,6 +7,7 @@
 //!   frame, run the expression blocks (EEM), decode;
 //! * `decoder_with_eem`: identity cached, EEM recomputed, decode;
 //! * `steady_state`: identity, EEM and pose cached, decode only (a talking character);
+//! * `steady_state_thread`: the same on a spawned thread, like the plugin's inference thread;
 //! * `batch4_per_frame`: steady state for four characters in one call, per frame;
 //! * `peak_rss_mb`: the process's peak resident memory (VmHWM).
 
@@ -312,17 +313,42 @@ fn coeffs(rng: &mut NormalStream, n: usize, d: usize, dev: &Device) -> candle_co
     Tensor::from_vec(v, (n, d), dev)
 }
 
-/// Times `f` over `frames` calls after one warm-up call; milliseconds per call.
+/// Minor page faults of this process so far (Linux), to show how much of a figure is the
+/// kernel handing out fresh pages for large tensors.
+pub fn minor_faults() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; minflt is the 10th field overall.
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(7)?
+        .parse()
+        .ok()
+}
+
+/// Per-call cost of a timed loop.
+struct PerCall {
+    ms: f64,
+    /// Minor page faults per call, where the OS reports them.
+    faults: Option<f64>,
+}
+
+/// Times `f` over `frames` calls after one warm-up call.
 fn time_per_call(
     frames: usize,
     mut f: impl FnMut(usize) -> Result<(), BenchError>,
-) -> Result<f64, BenchError> {
+) -> Result<PerCall, BenchError> {
     f(0)?;
+    let faults0 = minor_faults();
     let start = Instant::now();
     for i in 0..frames {
         f(i + 1)?;
     }
-    Ok(start.elapsed().as_secs_f64() * 1000.0 / frames as f64)
+    let ms = start.elapsed().as_secs_f64() * 1000.0 / frames as f64;
+    let faults = faults0
+        .zip(minor_faults())
+        .map(|(a, b)| (b - a) as f64 / frames as f64);
+    Ok(PerCall { ms, faults })
 }
 
 fn sync(t: &Tensor) -> Result<(), BenchError> {
@@ -350,6 +376,7 @@ pub fn run_on(
     if device.is_cpu() {
         set_threads(opts.threads)?;
     }
+    let retained = opts.retain_freed_memory && crate::heap::retain_freed_memory();
     let dev_name = if device.is_cpu() {
         "cpu".to_string()
     } else {
@@ -361,11 +388,15 @@ pub fn run_on(
             "threads": opts.threads,
             "device": dev_name,
             "dtype": format!("{dtype:?}").to_lowercase(),
+            "malloc": if retained { "retain_freed_memory" } else { "default" },
         })
     };
-    let with_ms = |bench: &str, ms: f64, extra: serde_json::Value| {
+    let with_ms = |bench: &str, per_frame: f64, call: &PerCall, extra: serde_json::Value| {
         let mut v = base(bench);
-        v["ms_per_frame"] = json!((ms * 10.0).round() / 10.0);
+        v["ms_per_frame"] = json!((per_frame * 10.0).round() / 10.0);
+        if let Some(f) = call.faults {
+            v["page_faults_per_call"] = json!(f.round());
+        }
         if let (Some(obj), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
             obj.extend(extra.clone());
         }
@@ -380,7 +411,7 @@ pub fn run_on(
     // about 29.5 GFLOP per frame.
     let a = Tensor::ones((512, 4608), dtype, device)?;
     let b = Tensor::ones((4608, 1024), dtype, device)?;
-    let ms = time_per_call(frames(3), |_| sync(&a.matmul(&b)?))?;
+    let ms = time_per_call(frames(3), |_| sync(&a.matmul(&b)?))?.ms;
     let mut v = base("gemm_gflops");
     v["gflops"] = json!((2.0 * 512.0 * 4608.0 * 1024.0 / (ms * 1e6) * 10.0).round() / 10.0);
     figures.push(emit(v));
@@ -405,7 +436,7 @@ pub fn run_on(
     let lip_at = |i: usize| lips.narrow(0, i % 16, 1);
 
     // The official demo loop: everything recomputed every frame.
-    let ms = time_per_call(frames(3), |i| {
+    let call = time_per_call(frames(3), |i| {
         let pose_img = pose_frames.narrow(0, i % 2, 1)?;
         let img =
             generator.edtalk_a_use_exp_weight(&source, &lip_at(i)?, Some(&pose_img), &alpha_exp)?;
@@ -413,30 +444,51 @@ pub fn run_on(
     })?;
     figures.push(emit(with_ms(
         "demo_loop",
-        ms,
+        call.ms,
+        &call,
         json!({"pytorch_reference_ms": 1443}),
     )));
 
     let identity = generator.encode_identity(&source)?;
     let pose = generator.coefficients(&pose_frames.narrow(0, 0, 1)?)?.pose;
 
-    let ms = time_per_call(frames(3), |i| {
+    let call = time_per_call(frames(3), |i| {
         let expr = generator.expression(&identity, Some(&alpha_exp))?;
         let img = generator.decode(&identity, &expr, &lip_at(i)?, &pose)?;
         sync(&img)
     })?;
     figures.push(emit(with_ms(
         "decoder_with_eem",
-        ms,
+        call.ms,
+        &call,
         json!({"pytorch_reference_ms": 499}),
     )));
 
     let expr = generator.expression(&identity, Some(&alpha_exp))?;
-    let ms = time_per_call(frames(5), |i| {
+    let call = time_per_call(frames(5), |i| {
         let img = generator.decode(&identity, &expr, &lip_at(i)?, &pose)?;
         sync(&img)
     })?;
-    figures.push(emit(with_ms("steady_state", ms, json!({}))));
+    figures.push(emit(with_ms("steady_state", call.ms, &call, json!({}))));
+
+    // The same from a thread of its own, as the plugin's inference thread runs it: glibc
+    // gives such a thread its own arena, which keeps less of the freed memory.
+    let call = std::thread::scope(|s| {
+        s.spawn(|| {
+            time_per_call(frames(5), |i| {
+                let img = generator.decode(&identity, &expr, &lip_at(i)?, &pose)?;
+                sync(&img)
+            })
+        })
+        .join()
+        .unwrap_or_else(|_| Err(BenchError::Threads("the decode thread panicked".into())))
+    })?;
+    figures.push(emit(with_ms(
+        "steady_state_thread",
+        call.ms,
+        &call,
+        json!({}),
+    )));
 
     // Four characters, each with its own identity and expression, one decode call.
     let mut ids = Vec::with_capacity(4);
@@ -447,7 +499,7 @@ pub fn run_on(
     }
     let items: Vec<_> = ids.iter().map(|(i, e)| (i, e)).collect();
     let pose4 = pose.broadcast_as((4, pose_dim))?.contiguous()?;
-    let ms = time_per_call(frames(3), |i| {
+    let call = time_per_call(frames(3), |i| {
         let lip4 = Tensor::cat(
             &[lip_at(i)?, lip_at(i + 1)?, lip_at(i + 2)?, lip_at(i + 3)?],
             0,
@@ -457,8 +509,9 @@ pub fn run_on(
     })?;
     figures.push(emit(with_ms(
         "batch4_per_frame",
-        ms / 4.0,
-        json!({"ms_per_call": (ms * 10.0).round() / 10.0}),
+        call.ms / 4.0,
+        &call,
+        json!({"ms_per_call": (call.ms * 10.0).round() / 10.0}),
     )));
 
     if let Some(mb) = peak_rss_mb() {

@@ -82,6 +82,10 @@ enum Command {
         /// timings, runs only when named).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+        /// Leave the allocator's defaults (by default the neural figures run with
+        /// `bevy_edtalk::heap::retain_freed_memory`, as the plugin does).
+        #[arg(long)]
+        malloc_defaults: bool,
     },
 }
 
@@ -90,7 +94,11 @@ type CliResult<T> = Result<T, String>;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Render(job) => render(job),
+        Command::Render(job) => {
+            // Frames reuse the previous frame's freed activations (see the module docs).
+            bevy_edtalk::heap::retain_freed_memory();
+            render(job)
+        }
         Command::Bake { audio, ckpts, out } => bake(&audio, &ckpts, &out),
         Command::Extract { frames, ckpts, out } => extract(&frames, &ckpts, &out),
         Command::Inspect { ckpts } => inspect(&ckpts),
@@ -98,7 +106,8 @@ fn main() -> ExitCode {
             threads,
             quick,
             only,
-        } => bench(threads, quick, &only),
+            malloc_defaults,
+        } => bench(threads, quick, &only, malloc_defaults),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -451,9 +460,15 @@ fn inspect(dir: &Path) -> CliResult<()> {
     Ok(())
 }
 
-fn bench(threads: Option<usize>, quick: bool, only: &[String]) -> CliResult<()> {
+fn bench(
+    threads: Option<usize>,
+    quick: bool,
+    only: &[String],
+    malloc_defaults: bool,
+) -> CliResult<()> {
     let mut opts = BenchOptions {
         quick,
+        retain_freed_memory: !malloc_defaults,
         ..Default::default()
     };
     if let Some(t) = threads {

@@ -23,7 +23,7 @@ use crate::model::encoder::{Encoded, EncoderApp};
 use crate::model::error::{ModelError, ModelResult};
 use crate::model::layers::EqualMlp;
 use crate::model::qr::qr;
-use crate::model::synthesis::{LevelTap, Synthesis};
+use crate::model::synthesis::{LevelTap, Synthesis, broadcast_batch};
 use crate::model::weights::Weights;
 
 /// Which official checkpoint a [`Generator`] was built from.
@@ -330,7 +330,12 @@ impl Generator {
             (None, Some(own)) => own.clone(),
             (None, None) => return Err(ModelError::NoExpressionBank("the own expression")),
         };
-        let feats = batch_match(&identity.feats, alpha.dim(0)?)?;
+        let b = alpha.dim(0)?;
+        let feats = identity
+            .feats
+            .iter()
+            .map(|f| broadcast_batch(f, b))
+            .collect::<ModelResult<Vec<_>>>()?;
         let z = self.expression_latent(&alpha)?;
         let feats = self.dec.apply_eem(&feats, &z)?;
         Ok(ExpressionFeats {
@@ -384,13 +389,14 @@ impl Generator {
         let b = lip.dim(0)?;
         let pose = broadcast_batch(&self.prepare_coeffs(pose, "pose", self.pose_dim)?, b)?;
         let latent = self.latent(&identity.wa, &lip, &pose, expression.exp.as_ref())?;
-        let feats = batch_match(&expression.feats, b)?;
-        self.dec.forward(&latent, &feats, taps)
+        self.dec.forward(&latent, &expression.feats, taps)
     }
 
     /// Decodes one frame for each of several identities in one batched forward.
-    /// `items[i]` is (identity, expression) with batch 1; `lip` and `pose` have one row
-    /// per item.
+    /// `items[i]` is (identity, expression) with batch 1; `lip` has one row per item,
+    /// `pose` one per item or one for all. The wide levels run image by image (see
+    /// [`Synthesis::forward_items`]), so the batch gains where it helps, in the narrow
+    /// levels' GEMMs, without concatenating the big feature maps.
     pub fn decode_many(
         &self,
         items: &[(&Identity, &ExpressionFeats)],
@@ -419,21 +425,19 @@ impl Generator {
             }
             Variant::LipPose => None,
         };
-        let mut feats = Vec::with_capacity(self.dec.num_levels());
-        for level in 0..self.dec.num_levels() {
-            feats.push(cat(&|(_, e)| e.feats[level].clone())?);
+        let lip = self.prepare_coeffs(lip, "lip", self.lip_dim)?;
+        if lip.dim(0)? != items.len() {
+            return Err(ModelError::InputShape {
+                what: "decode_many lip".into(),
+                expected: format!("[{}, {}] (one row per item)", items.len(), self.lip_dim),
+                found: lip.dims().to_vec(),
+            });
         }
-        let identity = Identity {
-            wa,
-            feats: Vec::new(),
-            own: Coefficients {
-                lip: lip.clone(),
-                pose: pose.clone(),
-                exp: None,
-            },
-        };
-        let expression = ExpressionFeats { feats, exp };
-        self.decode(&identity, &expression, lip, pose)
+        let pose = self.prepare_coeffs(pose, "pose", self.pose_dim)?;
+        let pose = broadcast_batch(&pose, items.len())?;
+        let latent = self.latent(&wa, &lip, &pose, exp.as_ref())?;
+        let feats: Vec<&[Tensor]> = items.iter().map(|(_, e)| e.feats.as_slice()).collect();
+        self.dec.forward_items(&latent, &feats)
     }
 
     // ---- the official inference modes -------------------------------------------------
@@ -519,26 +523,4 @@ impl Generator {
             None => Ok(id.own.pose.clone()),
         }
     }
-}
-
-/// Repeats a batch-1 tensor to batch `b`; other batches pass unchanged.
-fn broadcast_batch(t: &Tensor, b: usize) -> ModelResult<Tensor> {
-    let d = t.dims();
-    if d[0] == b {
-        return Ok(t.clone());
-    }
-    if d[0] != 1 {
-        return Err(ModelError::InputShape {
-            what: "batch".into(),
-            expected: format!("batch 1 or {b}"),
-            found: d.to_vec(),
-        });
-    }
-    let mut shape = d.to_vec();
-    shape[0] = b;
-    Ok(t.broadcast_as(shape)?.contiguous()?)
-}
-
-fn batch_match(feats: &[Tensor], b: usize) -> ModelResult<Vec<Tensor>> {
-    feats.iter().map(|f| broadcast_batch(f, b)).collect()
 }

@@ -141,14 +141,42 @@ impl Synthesis {
     }
 
     /// Decodes latents `(B, style_dim)` with (EEM-processed) features, one `(B, C, H, W)`
-    /// per level, to `(B, 3, S, S)` images. `taps` collects per-level intermediates.
+    /// or `(1, C, H, W)` (shared by the batch) per level, to `(B, 3, S, S)` images. `taps`
+    /// collects per-level intermediates.
     pub fn forward(
         &self,
         latent: &Tensor,
         feats: &[Tensor],
-        mut taps: Option<&mut Vec<LevelTap>>,
+        taps: Option<&mut Vec<LevelTap>>,
     ) -> ModelResult<Tensor> {
         self.check_feats(feats)?;
+        self.run(latent, Feats::Batch(feats), taps)
+    }
+
+    /// [`Synthesis::forward`] for a batch of different identities: `items[k]` holds image
+    /// k's features, batch 1, one per level. The wide levels run image by image on these
+    /// directly, so the batch's features are never concatenated there.
+    pub fn forward_items(&self, latent: &Tensor, items: &[&[Tensor]]) -> ModelResult<Tensor> {
+        let b = latent.dim(0)?;
+        if items.len() != b {
+            return Err(ModelError::InputShape {
+                what: "decoder feature sets".into(),
+                expected: format!("one per latent row ({b})"),
+                found: vec![items.len()],
+            });
+        }
+        for f in items {
+            self.check_feats(f)?;
+        }
+        self.run(latent, Feats::Items(items), None)
+    }
+
+    fn run(
+        &self,
+        latent: &Tensor,
+        feats: Feats,
+        mut taps: Option<&mut Vec<LevelTap>>,
+    ) -> ModelResult<Tensor> {
         let (b, d) = latent.dims2()?;
         if d != self.style_dim {
             return Err(ModelError::InputShape {
@@ -157,25 +185,142 @@ impl Synthesis {
                 found: vec![b, d],
             });
         }
-        let mut out = self.conv1.forward(&self.input.forward(b)?, latent)?;
-        let mut skip_flow: Option<Tensor> = None;
-        let mut skip_rgb: Option<Tensor> = None;
-        for (level, feat) in self.levels.iter().zip(feats) {
-            out = level.up.forward(&out, latent)?;
-            out = level.conv.forward(&out, latent)?;
-            let flow = level
-                .to_flow
-                .forward(&out, latent, feat, skip_flow.as_ref())?;
-            skip_rgb = Some(level.to_rgb.forward(&flow.warped, skip_rgb.as_ref())?);
-            if let Some(t) = taps.as_deref_mut() {
-                t.push(LevelTap {
-                    feat: feat.clone(),
-                    out_warp: flow.warped.clone(),
-                });
-            }
-            out = flow.blended;
-            skip_flow = Some(flow.flow);
+        let n = self.levels.len();
+        let mut stream = Stream {
+            out: self.conv1.forward(&self.input.forward(b)?, latent)?,
+            skip_flow: None,
+            skip_rgb: None,
+        };
+        // Batched up to the first level wide enough to run per image (all of them when
+        // taps are collected, so that they stay in level order).
+        let split = match taps {
+            Some(_) => n,
+            None if b == 1 => n,
+            None => (0..n)
+                .find(|&i| self.side(i) >= PER_IMAGE_SIDE)
+                .unwrap_or(n),
+        };
+        for i in 0..split {
+            let feat = feats.batched(i, b)?;
+            self.level(i, &mut stream, latent, &feat, taps.as_deref_mut())?;
         }
-        skip_rgb.ok_or_else(|| ModelError::Layout("decoder without levels".into()))
+        if split == n {
+            return stream
+                .skip_rgb
+                .ok_or_else(|| ModelError::Layout("decoder without levels".into()));
+        }
+        let mut images = Vec::with_capacity(b);
+        for item in 0..b {
+            let one = |t: &Tensor| t.narrow(0, item, 1);
+            let mut s = Stream {
+                out: one(&stream.out)?,
+                skip_flow: stream.skip_flow.as_ref().map(one).transpose()?,
+                skip_rgb: stream.skip_rgb.as_ref().map(one).transpose()?,
+            };
+            let latent = one(latent)?;
+            for i in split..n {
+                self.level(i, &mut s, &latent, &feats.item(i, item)?, None)?;
+            }
+            images.push(
+                s.skip_rgb
+                    .ok_or_else(|| ModelError::Layout("decoder without levels".into()))?,
+            );
+        }
+        Ok(Tensor::cat(&images, 0)?)
     }
+
+    /// Side of level `i`'s feature maps (8 px for the first).
+    fn side(&self, i: usize) -> usize {
+        8 << i
+    }
+
+    /// Runs level `i` on `s`: upsampling conv, conv, flow/warp, RGB skip.
+    fn level(
+        &self,
+        i: usize,
+        s: &mut Stream,
+        latent: &Tensor,
+        feat: &Tensor,
+        taps: Option<&mut Vec<LevelTap>>,
+    ) -> ModelResult<()> {
+        let level = &self.levels[i];
+        let out = level.up.forward(&s.out, latent)?;
+        let out = level.conv.forward(&out, latent)?;
+        let flow = level
+            .to_flow
+            .forward(&out, latent, feat, s.skip_flow.as_ref())?;
+        s.skip_rgb = Some(level.to_rgb.forward(&flow.warped, s.skip_rgb.as_ref())?);
+        if let Some(t) = taps {
+            t.push(LevelTap {
+                feat: feat.clone(),
+                out_warp: flow.warped.clone(),
+            });
+        }
+        s.out = flow.blended;
+        s.skip_flow = Some(flow.flow);
+        Ok(())
+    }
+}
+
+/// From this side up, a batch runs one image at a time: one image's maps already give the
+/// convolutions' GEMMs tens of thousands of columns, so batching gains nothing there, and
+/// a batch's maps (64 MB and more at 256 px) would be fresh pages from the OS every frame.
+const PER_IMAGE_SIDE: usize = 128;
+
+/// Where a decode's per-level features come from.
+#[derive(Clone, Copy)]
+enum Feats<'a> {
+    /// One tensor per level, batch B or 1 (shared).
+    Batch(&'a [Tensor]),
+    /// Per image, one batch-1 tensor per level.
+    Items(&'a [&'a [Tensor]]),
+}
+
+impl Feats<'_> {
+    /// Level `i`'s features for the whole batch of `b`.
+    fn batched(&self, i: usize, b: usize) -> ModelResult<Tensor> {
+        match self {
+            Feats::Batch(f) => broadcast_batch(&f[i], b),
+            Feats::Items(items) => {
+                let level: Vec<&Tensor> = items.iter().map(|f| &f[i]).collect();
+                Ok(Tensor::cat(&level, 0)?)
+            }
+        }
+    }
+
+    /// Level `i`'s features for image `k`.
+    fn item(&self, i: usize, k: usize) -> ModelResult<Tensor> {
+        Ok(match self {
+            Feats::Batch(f) if f[i].dim(0)? == 1 => f[i].clone(),
+            Feats::Batch(f) => f[i].narrow(0, k, 1)?,
+            Feats::Items(items) => items[k][i].clone(),
+        })
+    }
+}
+
+/// `t` with batch `b`: itself, or its single item repeated.
+pub(crate) fn broadcast_batch(t: &Tensor, b: usize) -> ModelResult<Tensor> {
+    let d = t.dims();
+    if d[0] == b {
+        return Ok(t.clone());
+    }
+    if d[0] != 1 {
+        return Err(ModelError::InputShape {
+            what: "batch".into(),
+            expected: format!("batch 1 or {b}"),
+            found: d.to_vec(),
+        });
+    }
+    let mut shape = d.to_vec();
+    shape[0] = b;
+    Ok(t.broadcast_as(shape)?.contiguous()?)
+}
+
+/// What flows from one decoder level to the next.
+struct Stream {
+    /// The feature stream (`blended` of the previous level).
+    out: Tensor,
+    /// The previous level's flow and RGB image.
+    skip_flow: Option<Tensor>,
+    skip_rgb: Option<Tensor>,
 }

@@ -92,6 +92,10 @@ pub struct EdTalkSettings {
     /// Small head sway and blinks while faces are on screen (off: faces hold still
     /// between lines). Per-face settings: [`IdleMotion`].
     pub idle_motion: bool,
+    /// With the neural renderer, keep the memory that each frame's activations free in
+    /// the process for the next frame instead of returning it to the OS
+    /// ([`crate::heap::retain_freed_memory`]; Linux/glibc only, process-wide).
+    pub retain_freed_memory: bool,
 }
 
 impl Default for EdTalkSettings {
@@ -109,6 +113,7 @@ impl Default for EdTalkSettings {
             prebuffer: 0.12,
             audio: AudioOutput::Auto,
             idle_motion: true,
+            retain_freed_memory: true,
         }
     }
 }

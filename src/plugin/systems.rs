@@ -124,6 +124,12 @@ pub(crate) fn start_worker(world: &mut World) {
     if let Some(b) = backend {
         info!("bevy_edtalk: {b} renderer on the inference thread");
     }
+    if backend == Some(crate::render::Backend::Neural)
+        && settings.retain_freed_memory
+        && crate::heap::retain_freed_memory()
+    {
+        debug!("bevy_edtalk: glibc keeps freed frame activations for reuse");
+    }
     world.resource_mut::<EdTalkDiagnostics>().backend = backend;
     world.insert_resource(WorkerRes {
         worker,
