@@ -4,11 +4,13 @@
 //! 16 MB maps at the last level, half that at the one before). glibc's default policy
 //! gives that memory back to the OS when the frame frees it (it trims the heap top and
 //! unmaps big blocks), so the next frame touches fresh pages: about 31,000 page faults
-//! per frame, each zero-filled by the kernel. On the 2-vCPU development VM that is 70 to
-//! 100 ms of a 330 ms frame (`edtalk bench` prints `page_faults_per_call`).
+//! per frame, each zero-filled by the kernel. On the 2-vCPU development VM that is 60 to
+//! 80 ms of a 330 ms frame (`edtalk bench` prints `page_faults_per_call`).
 //!
 //! [`retain_freed_memory`] raises glibc's trim threshold and fixes its mmap threshold, so
-//! that freed activations stay in the heap and are reused. It is process-wide (it changes
+//! that freed activations stay in the heap and are reused: 0 faults per frame on the main
+//! thread, about 200 on a spawned one (glibc unmaps a thread arena's extra 64 MB heaps when
+//! they empty, whatever the threshold). It is process-wide (it changes
 //! the allocator for the whole game), so it is a setting:
 //! `EdTalkSettings::retain_freed_memory`, on by default for the neural renderer, and the
 //! `edtalk` CLI calls it. The cost is that the process keeps up to 256 MB of freed heap
