@@ -286,6 +286,17 @@ fn batch_of_two() {
     check_bulk(io(), "out.EDTalk_A_use_exp_weight_batch", &img2);
 }
 
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
 #[test]
 fn decode_many_matches_one_decode_per_character() {
     // Two different portraits and expressions: each image of the batched call (whose wide
@@ -304,25 +315,14 @@ fn decode_many_matches_one_decode_per_character() {
         let alone = g
             .decode(id, e, &lips.narrow(0, k, 1).unwrap(), &pose)
             .unwrap();
-        let diff = (batched.narrow(0, k, 1).unwrap() - &alone)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = max_abs_diff(&batched.narrow(0, k, 1).unwrap(), &alone);
         assert!(diff < 1e-5, "character {k}: max difference {diff}");
     }
     // The two characters really differ, so a mixed-up item would show.
-    let between = (batched.narrow(0, 0, 1).unwrap() - batched.narrow(0, 1, 1).unwrap())
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let between = max_abs_diff(
+        &batched.narrow(0, 0, 1).unwrap(),
+        &batched.narrow(0, 1, 1).unwrap(),
+    );
     assert!(
         between > 0.01,
         "the two characters' images are alike: {between}"
