@@ -799,10 +799,8 @@ mod tests {
             let s_in = rand(&[b, c], 3);
             let s_out = rand(&[b, o], 4);
             let bias = rand(&[o], 5);
-            let xs = x
-                .broadcast_mul(&s_in.reshape((b, c, 1, 1)).unwrap())
-                .unwrap();
-            let mut want = if stride.0 == stride.1 {
+            let xs = modulate(&x, &s_in);
+            let want = if stride.0 == stride.1 {
                 xs.conv2d(&wt, pad, stride.0, 1, 1).unwrap()
             } else {
                 // Stride 1, then keep every stride-th row/column.
@@ -815,11 +813,7 @@ mod tests {
                     .index_select(&Tensor::new(cols.as_slice(), &Device::Cpu).unwrap(), 3)
                     .unwrap()
             };
-            want = want
-                .broadcast_mul(&s_out.reshape((b, o, 1, 1)).unwrap())
-                .unwrap()
-                .broadcast_add(&bias.reshape((1, o, 1, 1)).unwrap())
-                .unwrap();
+            let want = demodulate_bias(&want, &s_out, &bias);
             let residual = rand(want.dims(), 6);
             let want = (want + &residual).unwrap();
             let want = want.maximum(&(&want * 0.2).unwrap()).unwrap();
@@ -848,6 +842,22 @@ mod tests {
         }
     }
 
+    /// `x` `(B, C, H, W)` scaled per (batch, input channel) by `s_in` `(B, C)`.
+    fn modulate(x: &Tensor, s_in: &Tensor) -> Tensor {
+        let (b, c) = s_in.dims2().unwrap();
+        x.broadcast_mul(&s_in.reshape((b, c, 1, 1)).unwrap())
+            .unwrap()
+    }
+
+    /// `y * s_out + bias`, per (batch, output channel) and per output channel.
+    fn demodulate_bias(y: &Tensor, s_out: &Tensor, bias: &Tensor) -> Tensor {
+        let (b, o) = s_out.dims2().unwrap();
+        y.broadcast_mul(&s_out.reshape((b, o, 1, 1)).unwrap())
+            .unwrap()
+            .broadcast_add(&bias.reshape((1, o, 1, 1)).unwrap())
+            .unwrap()
+    }
+
     #[test]
     fn winograd_matches_candle_for_odd_sizes_batches_and_epilogue() {
         for &(b, c, o, h, w) in &[
@@ -863,15 +873,8 @@ mod tests {
             let s_in = rand(&[b, c], 23);
             let s_out = rand(&[b, o], 24);
             let bias = rand(&[o], 25);
-            let want = x
-                .broadcast_mul(&s_in.reshape((b, c, 1, 1)).unwrap())
-                .unwrap()
-                .conv2d(&wt, 1, 1, 1, 1)
-                .unwrap()
-                .broadcast_mul(&s_out.reshape((b, o, 1, 1)).unwrap())
-                .unwrap()
-                .broadcast_add(&bias.reshape((1, o, 1, 1)).unwrap())
-                .unwrap();
+            let conv = modulate(&x, &s_in).conv2d(&wt, 1, 1, 1, 1).unwrap();
+            let want = demodulate_bias(&conv, &s_out, &bias);
             let residual = rand(want.dims(), 26);
             let want = (want + &residual).unwrap().relu().unwrap();
             let same = TapWeight::winograd(&wt).unwrap();
