@@ -47,7 +47,7 @@ fn main() {
             Update,
             (
                 start_when_ready,
-                keys.before(EdTalkSet::Input),
+                keys.before(EdTalkSystems::Input),
                 subtitles,
                 title,
             ),

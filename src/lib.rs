@@ -17,6 +17,7 @@
 //! Rust with no Bevy types. The Bevy plugin lives in [`plugin`] (cargo feature `plugin`).
 
 pub mod audio;
+#[cfg(feature = "cli")]
 pub mod bench;
 pub mod heap;
 pub mod model;
@@ -27,11 +28,18 @@ pub mod worker;
 #[cfg(feature = "plugin")]
 pub mod plugin;
 
-/// The types most users need.
+/// What a game uses first: `use bevy_edtalk::prelude::*;`.
 pub mod prelude {
     pub use crate::motion::{
-        EXP_DIM, ExpressionControls, HeadPose, LIP_DIM, MOTION_FPS, MotionFrame, MouthControls,
-        POSE_DIM,
+        EXP_DIM, Easing, Emotion, EmotionMix, ExpressionControls, HeadPose, IdleSettings, LIP_DIM,
+        MOTION_FPS, MotionFrame, MouthControls, POSE_DIM, PoseSource,
+    };
+    #[cfg(feature = "plugin")]
+    pub use crate::plugin::{
+        BackendChoice, Character, EdTalkDiagnostics, EdTalkError, EdTalkErrorKind, EdTalkPlugin,
+        EdTalkSettings, EdTalkSystems, EmotionState, EmotionTarget, Emotions, FacePortrait,
+        IdleMotion, SetEmotion, Speak, SpeechFinished, SpeechStarted, StopSpeaking, TalkingFace,
+        VoiceLine,
     };
     pub use crate::render::{Backend, FaceFrame, FaceRenderer, FaceRequest, IdentityId, Portrait};
 }

@@ -120,6 +120,7 @@ enum Command {
     RemoveIdentity(IdentityId),
     Render(Vec<FrameJob>),
     /// Test hook: panic inside the renderer call.
+    #[cfg(feature = "test-hooks")]
     InjectPanic,
 }
 
@@ -240,7 +241,9 @@ impl Worker {
         self.join.as_ref().is_some_and(|j| !j.is_finished())
     }
 
-    /// Makes the renderer panic on its next call (for tests of the recovery path).
+    /// Makes the renderer panic on its next call (for tests of the recovery path; cargo
+    /// feature `test-hooks`, not part of the public API).
+    #[cfg(feature = "test-hooks")]
     #[doc(hidden)]
     pub fn inject_panic(&self) -> Result<(), WorkerError> {
         self.send(Command::InjectPanic)
@@ -285,7 +288,7 @@ impl WorkerThread {
         let pool = match pool {
             Ok(p) => p,
             Err(e) => {
-                let _ = ready.send(Err(RenderError::Model(format!("thread pool: {e}"))));
+                let _ = ready.send(Err(RenderError::Setup(format!("thread pool: {e}"))));
                 return;
             }
         };
@@ -358,6 +361,7 @@ impl WorkerThread {
                 self.identities.remove(&id);
                 renderer.remove_identity(id);
             }
+            #[cfg(feature = "test-hooks")]
             Command::InjectPanic => {
                 self.restart(renderer, "injected panic (test hook)".into());
             }
@@ -617,7 +621,7 @@ mod tests {
     #[test]
     fn a_failing_factory_is_reported_at_spawn() {
         let factory: RendererFactory = Arc::new(|| {
-            Err(RenderError::Model(
+            Err(RenderError::Setup(
                 "checkpoint ckpts/EDTalk.pt: truncated".into(),
             ))
         });

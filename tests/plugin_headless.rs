@@ -267,7 +267,7 @@ fn set_emotion_moves_the_expression_over_the_transition() {
     assert!(progress.iter().any(|&p| p > 0.1 && p < 0.9), "{progress:?}");
     assert_eq!(*progress.last().unwrap(), 1.0);
     let state = app.world().get::<EmotionState>(face).unwrap();
-    assert!(state.target().label.starts_with("happy"));
+    assert!(state.label().starts_with("happy"));
     let (exp, look) = state.sample(debug_face_time(&app, face));
     assert_eq!(exp, Some(Emotion::Happy.exp_weights()));
     assert!(look.smile > 0.5);
@@ -309,9 +309,8 @@ fn a_scripted_line_follows_its_timeline() {
                 .world()
                 .get::<EmotionState>(face)
                 .unwrap()
-                .target()
-                .label
-                .clone();
+                .label()
+                .to_string();
             labels.push((p, label));
         }
     }
@@ -682,8 +681,7 @@ fn an_edited_character_file_is_applied_to_its_faces() {
         app.world()
             .get::<EmotionState>(face)
             .unwrap()
-            .target()
-            .label,
+            .label(),
         "own"
     );
 
@@ -711,7 +709,7 @@ fn an_edited_character_file_is_applied_to_its_faces() {
     let world = app.world();
     assert_eq!(world.get::<FacePortrait>(face).unwrap().image, red);
     assert_eq!(world.get::<IdleMotion>(face), Some(&IdleMotion(idle)));
-    let label = &world.get::<EmotionState>(face).unwrap().target().label;
+    let label = world.get::<EmotionState>(face).unwrap().label();
     assert!(label.starts_with("happy"), "{label}");
     // The texture shows the new portrait.
     let after = face_pixels(&app, face);

@@ -176,7 +176,7 @@ fn contact_sheet() {
                     let k = (y * SIZE + x) * 4;
                     assert_eq!(
                         f.rgba[k..k + 4],
-                        fitted.rgba[k..k + 4],
+                        fitted.rgba()[k..k + 4],
                         "{} / {}: border pixel ({x},{y}) moved",
                         m.name,
                         cols[col].0
@@ -189,14 +189,14 @@ fn contact_sheet() {
         };
         // Neutral controls reproduce the portrait exactly.
         assert_eq!(
-            closed.rgba, fitted.rgba,
+            closed.rgba, fitted.rgba(),
             "{}: neutral frame differs",
             m.name
         );
         let fit = FaceFrame {
             width: SIZE as u32,
             height: SIZE as u32,
-            rgba: fitted.rgba.clone(),
+            rgba: fitted.rgba().to_vec(),
         };
 
         // An open jaw darkens the band just below the lips' seam.

@@ -242,7 +242,9 @@ fn render(job: RenderJob) -> CliResult<()> {
         ));
     }
     let mut renderer: Box<dyn FaceRenderer> = if neural {
-        let path = ckpts.generator().expect("neural_ready checked");
+        let path = ckpts
+            .generator()
+            .ok_or_else(|| format!("{}: no EDTalk.pt in it", job.ckpts.display()))?;
         eprintln!("edtalk: neural renderer ({})", path.display());
         Box::new(NeuralRenderer::load(path, &Device::Cpu, DType::F32).map_err(|e| e.to_string())?)
     } else {

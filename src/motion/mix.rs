@@ -91,6 +91,7 @@ impl ResolvedExpression {
 
 /// Several emotions with weights, and an intensity.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "plugin", derive(bevy::reflect::Reflect))]
 pub struct EmotionMix {
     /// (emotion name, weight); weights are relative (normalised when resolved).
     pub weights: Vec<(String, f32)>,
@@ -316,6 +317,7 @@ fn look_from_array(a: [f32; 6]) -> ExpressionControls {
 
 /// Easing curves for transitions.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "plugin", derive(bevy::reflect::Reflect))]
 pub enum Easing {
     /// Constant speed.
     Linear,
@@ -411,6 +413,18 @@ impl EmotionState {
     /// The target of the latest transition.
     pub fn target(&self) -> ResolvedExpression {
         self.to
+    }
+
+    /// Eased progress of the latest transition at time `t`: 0 at its start, 1 once it is
+    /// done (and always 1 for an instant change).
+    pub fn progress(&self, t: f32) -> f32 {
+        if self.duration <= 0.0 || t >= self.start + self.duration {
+            return 1.0;
+        }
+        if t <= self.start {
+            return 0.0;
+        }
+        self.easing.apply((t - self.start) / self.duration)
     }
 }
 

@@ -132,7 +132,10 @@ impl EmotionScript {
         self.resolved(library, origin).map(|_| ())
     }
 
-    fn resolved(
+    /// Every key resolved against a library, in time order: `(time, target, blend,
+    /// easing)`. This is what [`ScriptPlayer`] plays, and what the Bevy plugin applies to a
+    /// face's emotion state while a line plays.
+    pub fn resolved(
         &self,
         library: &EmotionLibrary,
         origin: &str,

@@ -8,15 +8,17 @@ use bevy::asset::{AssetLoader, LoadContext};
 use bevy::prelude::*;
 use serde::Deserialize;
 
-use super::BackendChoice;
+use super::settings::BackendChoice;
 use crate::audio::DecodeOptions;
-use crate::motion::{Emotion, EmotionLibrary, EmotionScript, IdleSettings};
+use crate::motion::{EmotionScript, IdleSettings};
 use crate::render::rig::FaceRig;
 
 /// A decoded voice line: 16 kHz mono samples (what lip-sync needs, and what is played).
 #[derive(Asset, TypePath, Clone, Debug)]
 pub struct VoiceLine {
+    /// Mono samples in -1..1.
     pub samples: Arc<[f32]>,
+    /// Their rate in Hz.
     pub sample_rate: u32,
 }
 
@@ -27,28 +29,44 @@ impl VoiceLine {
     }
 }
 
-/// Errors of the plugin's asset loaders. Each names the asset path.
+/// Errors of the plugin's asset loaders (voice lines, character files, emotion scripts,
+/// motion tracks): the file could not be read, its RON does not parse, or its contents are
+/// invalid. Each names the asset path (and line and column where the file has them).
 #[derive(Debug, thiserror::Error)]
-pub enum RonAssetError {
+pub enum AssetFileError {
+    /// The file could not be read.
     #[error("{path}: cannot read: {source}")]
     Io {
+        /// Asset path.
         path: String,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The RON does not parse, or a value in it is out of range.
     #[error("{path}:{line}:{column}: {message}")]
     Ron {
+        /// Asset path.
         path: String,
+        /// 1-based line.
         line: usize,
+        /// 1-based column.
         column: usize,
+        /// What is wrong.
         message: String,
     },
+    /// The contents are unusable (undecodable audio, a bad rig, a bad script key...).
     #[error("{path}: {message}")]
-    Invalid { path: String, message: String },
+    Invalid {
+        /// Asset path.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
-impl RonAssetError {
+impl AssetFileError {
     fn ron(path: &str, e: ron::error::SpannedError) -> Self {
-        RonAssetError::Ron {
+        AssetFileError::Ron {
             path: path.to_string(),
             line: e.span.start.line,
             column: e.span.start.col,
@@ -60,12 +78,12 @@ impl RonAssetError {
 pub(crate) async fn read_all(
     reader: &mut dyn Reader,
     ctx: &LoadContext<'_>,
-) -> Result<Vec<u8>, RonAssetError> {
+) -> Result<Vec<u8>, AssetFileError> {
     let mut bytes = Vec::new();
     reader
         .read_to_end(&mut bytes)
         .await
-        .map_err(|source| RonAssetError::Io {
+        .map_err(|source| AssetFileError::Io {
             path: ctx.path().to_string(),
             source,
         })?;
@@ -76,12 +94,12 @@ pub(crate) async fn read_all(
 pub(crate) async fn read_text(
     reader: &mut dyn Reader,
     ctx: &LoadContext<'_>,
-) -> Result<(String, String), RonAssetError> {
+) -> Result<(String, String), AssetFileError> {
     let bytes = read_all(reader, ctx).await?;
     let path = ctx.path().to_string();
     match String::from_utf8(bytes) {
         Ok(text) => Ok((text, path)),
-        Err(e) => Err(RonAssetError::Invalid {
+        Err(e) => Err(AssetFileError::Invalid {
             message: format!("not UTF-8: {e}"),
             path,
         }),
@@ -92,10 +110,10 @@ pub(crate) async fn read_text(
 pub(crate) fn parse_ron<T: for<'de> Deserialize<'de>>(
     text: &[u8],
     path: &str,
-) -> Result<T, RonAssetError> {
+) -> Result<T, AssetFileError> {
     ron::Options::default()
         .from_bytes(text)
-        .map_err(|e| RonAssetError::ron(path, e))
+        .map_err(|e| AssetFileError::ron(path, e))
 }
 
 /// Decodes voice lines (wav, ogg/vorbis, mp3, flac) to 16 kHz mono with [`crate::audio`].
@@ -105,14 +123,14 @@ pub struct VoiceLineLoader;
 impl AssetLoader for VoiceLineLoader {
     type Asset = VoiceLine;
     type Settings = ();
-    type Error = RonAssetError;
+    type Error = AssetFileError;
 
     async fn load(
         &self,
         reader: &mut dyn Reader,
         _settings: &(),
         ctx: &mut LoadContext<'_>,
-    ) -> Result<VoiceLine, RonAssetError> {
+    ) -> Result<VoiceLine, AssetFileError> {
         let bytes = read_all(reader, ctx).await?;
         let path = ctx.path().to_string();
         decode_voice(bytes, &path)
@@ -124,10 +142,10 @@ impl AssetLoader for VoiceLineLoader {
 }
 
 /// Decodes an encoded voice line (any rate and channel count) to 16 kHz mono.
-pub(crate) fn decode_voice(bytes: Vec<u8>, path: &str) -> Result<VoiceLine, RonAssetError> {
+pub(crate) fn decode_voice(bytes: Vec<u8>, path: &str) -> Result<VoiceLine, AssetFileError> {
     let decoded =
         crate::audio::decode_bytes(bytes, path, &DecodeOptions::default()).map_err(|e| {
-            RonAssetError::Invalid {
+            AssetFileError::Invalid {
                 path: path.to_string(),
                 message: e.to_string(),
             }
@@ -141,11 +159,24 @@ pub(crate) fn decode_voice(bytes: Vec<u8>, path: &str) -> Result<VoiceLine, RonA
 /// A character's default emotion: `(emotion: "happy", intensity: 0.5)`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 pub struct DefaultEmotion {
-    /// One of the eight emotion names.
+    /// An emotion name: one of the eight built-in ones, or a custom one from the
+    /// [`super::Emotions`] library (checked when the character is applied).
     pub emotion: String,
-    /// 0..1 (above 1 exaggerates).
-    #[serde(default = "one")]
+    /// 0..1 (above 1 exaggerates, up to 2); a finite number (checked at load).
+    #[serde(default = "one", deserialize_with = "finite_f32")]
     pub intensity: f32,
+}
+
+/// Deserializes a finite number: `inf` or `NaN` in a file is an error at its position.
+fn finite_f32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+    let v = f32::deserialize(d)?;
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "expected a finite number, found {v}"
+        )))
+    }
 }
 
 fn one() -> f32 {
@@ -156,10 +187,6 @@ fn one() -> f32 {
 #[derive(Asset, TypePath, Clone, Debug)]
 pub struct EmotionScriptAsset(pub EmotionScript);
 
-pub(crate) fn emotion_names() -> String {
-    Emotion::ALL.map(|e| e.name()).join(", ")
-}
-
 /// Loads `.emotion.ron` scripts.
 #[derive(Default, TypePath)]
 pub struct EmotionScriptLoader;
@@ -167,24 +194,22 @@ pub struct EmotionScriptLoader;
 impl AssetLoader for EmotionScriptLoader {
     type Asset = EmotionScriptAsset;
     type Settings = ();
-    type Error = RonAssetError;
+    type Error = AssetFileError;
 
     async fn load(
         &self,
         reader: &mut dyn Reader,
         _settings: &(),
         ctx: &mut LoadContext<'_>,
-    ) -> Result<EmotionScriptAsset, RonAssetError> {
+    ) -> Result<EmotionScriptAsset, AssetFileError> {
         let (text, path) = read_text(reader, ctx).await?;
-        let invalid = |message: String| RonAssetError::Invalid {
+        let invalid = |message: String| AssetFileError::Invalid {
             path: path.clone(),
             message,
         };
-        // The script's own errors already carry the file, line and column.
+        // The script's own errors already carry the file, line and column. Emotion names
+        // are checked when a line starts, against the game's library (custom emotions).
         let script = EmotionScript::parse(&text, &path).map_err(|e| invalid(e.to_string()))?;
-        script
-            .validate(&EmotionLibrary::new(), &path)
-            .map_err(|e| invalid(e.to_string()))?;
         Ok(EmotionScriptAsset(script))
     }
 
@@ -226,10 +251,15 @@ struct CharacterFile {
 /// spawned from it; see [`super::Character`].
 #[derive(Asset, TypePath, Clone, Debug)]
 pub struct CharacterAsset {
+    /// Display name.
     pub name: String,
+    /// The portrait image.
     pub portrait: Handle<Image>,
+    /// Pixel rectangle `[x, y, width, height]` cut from the portrait first.
     pub crop: Option<[u32; 4]>,
+    /// Procedural face rig.
     pub rig: Option<FaceRig>,
+    /// The face's emotion when it appears.
     pub default_emotion: Option<DefaultEmotion>,
     /// Preference only: the plugin runs one backend for all faces (its settings').
     pub backend: Option<BackendChoice>,
@@ -245,40 +275,28 @@ pub struct CharacterLoader;
 impl AssetLoader for CharacterLoader {
     type Asset = CharacterAsset;
     type Settings = ();
-    type Error = RonAssetError;
+    type Error = AssetFileError;
 
     async fn load(
         &self,
         reader: &mut dyn Reader,
         _settings: &(),
         ctx: &mut LoadContext<'_>,
-    ) -> Result<CharacterAsset, RonAssetError> {
+    ) -> Result<CharacterAsset, AssetFileError> {
         let bytes = read_all(reader, ctx).await?;
         let path = ctx.path().to_string();
         let file: CharacterFile = parse_ron(&bytes, &path)?;
-        if let Some(key) = &file.default_emotion
-            && Emotion::from_name(&key.emotion).is_none()
-        {
-            return Err(RonAssetError::Invalid {
-                path,
-                message: format!(
-                    "default_emotion: unknown emotion {:?}; expected one of {}",
-                    key.emotion,
-                    emotion_names()
-                ),
-            });
-        }
         let rig = match file.rig.clone() {
             Some(rig_path) => {
                 let rig_bytes = ctx.read_asset_bytes(rig_path.clone()).await.map_err(|e| {
-                    RonAssetError::Invalid {
+                    AssetFileError::Invalid {
                         path: path.clone(),
                         message: format!("rig {rig_path}: {e}"),
                     }
                 })?;
                 let text = String::from_utf8_lossy(&rig_bytes);
                 Some(
-                    FaceRig::from_ron(&text, &rig_path).map_err(|e| RonAssetError::Invalid {
+                    FaceRig::from_ron(&text, &rig_path).map_err(|e| AssetFileError::Invalid {
                         path: path.clone(),
                         message: format!("rig: {e}"),
                     })?,

@@ -9,7 +9,7 @@ use kira::sound::static_sound::{StaticSoundData, StaticSoundHandle, StaticSoundS
 use kira::{AudioManager, AudioManagerSettings, DefaultBackend, Frame, Tween};
 
 /// Which audio output plays the voice lines.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Reflect)]
 pub enum AudioOutput {
     /// The system's default device; if there is none, a silent clock (warned once).
     #[default]

@@ -4,8 +4,8 @@
 use bevy::prelude::*;
 
 use super::assets::{CharacterAsset, DefaultEmotion};
-use super::components::{Character, EmotionState, FacePortrait, IdleMotion};
-use crate::motion::Emotion;
+use super::components::{Character, EmotionState, EmotionTarget, FacePortrait, IdleMotion};
+use crate::motion::EmotionMix;
 
 /// The file's default emotion when it was last applied, so a reload only moves the face
 /// when the file's default changed (not every time any field is edited).
@@ -20,11 +20,18 @@ fn portrait_of(asset: &CharacterAsset) -> FacePortrait {
     }
 }
 
+/// The file's default emotion as a request, resolved by the plugin against the game's
+/// emotion library (an unknown name is reported then, with the entity).
 fn emotion_of(asset: &CharacterAsset) -> EmotionState {
     asset
         .default_emotion
         .as_ref()
-        .and_then(|k| Emotion::from_name(&k.emotion).map(|e| EmotionState::emotion(e, k.intensity)))
+        .map(|k| {
+            EmotionState::new(EmotionTarget::Mix(EmotionMix::single(
+                k.emotion.clone(),
+                k.intensity,
+            )))
+        })
         .unwrap_or_default()
 }
 

@@ -1,15 +1,19 @@
+//! The components a game puts on its faces.
+
 use bevy::prelude::*;
 
 use super::assets::CharacterAsset;
-use super::systems::FaceRuntime;
+use super::runtime::FaceRuntime;
 use crate::motion::{
-    EXP_DIM, Emotion, EmotionError, EmotionLibrary, EmotionMix, ExpressionControls, IdleSettings,
+    EXP_DIM, Easing, Emotion, EmotionError, EmotionLibrary, EmotionMix, ExpressionControls,
+    IdleSettings, ResolvedExpression,
 };
 use crate::render::rig::FaceRig;
 
 /// The identity: the portrait image a face is made from. Adding it makes the entity a
 /// talking face ([`TalkingFace`] and [`EmotionState`] come with it).
-#[derive(Component, Clone, Debug)]
+#[derive(Component, Clone, Debug, Reflect)]
+#[reflect(Component)]
 #[require(TalkingFace, EmotionState, FaceRuntime)]
 pub struct FacePortrait {
     /// Any size and aspect; it is centre-cropped to a square and resized (see
@@ -17,6 +21,7 @@ pub struct FacePortrait {
     pub image: Handle<Image>,
     /// Landmarks for the procedural renderer; `None` uses the default rig for aligned
     /// face crops.
+    #[reflect(ignore)]
     pub rig: Option<FaceRig>,
     /// Pixel rectangle `[x, y, width, height]` to cut from the image first, for art that
     /// is not already a face crop.
@@ -43,7 +48,8 @@ impl FacePortrait {
 /// Where the face is shown. The plugin creates the texture; if the entity has a
 /// [`Sprite`], the sprite shows it. For meshes or UI, use [`TalkingFace::image`] in your
 /// material or `ImageNode`.
-#[derive(Component, Clone, Debug, Default)]
+#[derive(Component, Clone, Debug, Default, Reflect)]
+#[reflect(Component, Default)]
 pub struct TalkingFace {
     /// The face texture, updated in place every face frame (set up by the plugin).
     pub image: Handle<Image>,
@@ -61,7 +67,8 @@ pub struct TalkingFace {
 /// `Assets<CharacterAsset>`), the portrait, crop, rig and idle settings are applied again;
 /// a changed `default_emotion` moves the face to it. The backend preference is not
 /// re-applied: the plugin runs one backend for all faces.
-#[derive(Component, Clone, Debug)]
+#[derive(Component, Clone, Debug, Reflect)]
+#[reflect(Component)]
 #[require(Transform, Visibility, FaceRuntime)]
 pub struct Character(pub Handle<CharacterAsset>);
 
@@ -72,8 +79,9 @@ pub struct Character(pub Handle<CharacterAsset>);
 /// `seed` is mixed with the entity, so copies of one character do not sway in lockstep;
 /// `sway` is the peak yaw in radians (pitch and roll move less); `blink_interval` is the
 /// mean seconds between blinks. `nod` only applies to a line's own idle pose.
-#[derive(Component, Clone, Debug, PartialEq)]
-pub struct IdleMotion(pub IdleSettings);
+#[derive(Component, Clone, Debug, PartialEq, Reflect)]
+#[reflect(Component, Default)]
+pub struct IdleMotion(#[reflect(ignore)] pub IdleSettings);
 
 impl Default for IdleMotion {
     /// The plugin's default idle motion.
@@ -87,141 +95,161 @@ impl Default for IdleMotion {
     }
 }
 
-/// Expression target: EDTalk bank weights plus the procedural look.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ExpressionTarget {
-    /// Human-readable label (e.g. "happy x0.8"), for debugging and UI.
-    pub label: String,
-    /// EDTalk expression weights; `None` keeps the portrait's own expression.
-    pub exp: Option<[f32; EXP_DIM]>,
-    /// Procedural renderer controls.
-    pub look: ExpressionControls,
+/// Where a face's expression should go.
+#[derive(Clone, Debug, PartialEq, Reflect)]
+pub enum EmotionTarget {
+    /// The portrait's own expression: no expression-bank weights (the neural renderer keeps
+    /// the face as painted) and the neutral procedural look.
+    Own,
+    /// Named emotions (the eight built-in ones or custom ones from the
+    /// [`super::Emotions`] library) with weights and an intensity.
+    Mix(EmotionMix),
 }
 
-impl ExpressionTarget {
-    /// The portrait's own expression.
-    pub fn own() -> Self {
-        Self {
-            label: "own".into(),
-            exp: None,
-            look: ExpressionControls::default(),
+impl EmotionTarget {
+    /// Resolves the target against a library: `None` is the portrait's own expression.
+    pub fn resolve(
+        &self,
+        library: &EmotionLibrary,
+    ) -> Result<Option<ResolvedExpression>, EmotionError> {
+        match self {
+            EmotionTarget::Own => Ok(None),
+            EmotionTarget::Mix(mix) => library.resolve(mix).map(Some),
         }
     }
 
-    /// One predefined emotion at an intensity (0 = neutral, 1 = full; values above 1
-    /// exaggerate, up to 2). Scales both the bank weights (from neutral's) and the look.
-    pub fn emotion(emotion: Emotion, intensity: f32) -> Self {
-        let mix = EmotionMix::single(emotion.name(), intensity);
-        Self::mix(&mix, &EmotionLibrary::new()).expect("built-in emotions always resolve")
-    }
-
-    /// A mix of emotions from a library (built-in plus custom ones).
-    pub fn mix(mix: &EmotionMix, library: &EmotionLibrary) -> Result<Self, EmotionError> {
-        let resolved = library.resolve(mix)?;
-        let names: Vec<String> = mix
-            .weights
-            .iter()
-            .map(|(n, w)| format!("{n}:{w:.2}"))
-            .collect();
-        Ok(Self {
-            label: format!("{} x{:.2}", names.join("+"), mix.intensity),
-            exp: Some(resolved.exp),
-            look: resolved.look,
-        })
+    /// A short label, e.g. `happy:1.00 x0.80`.
+    pub fn label(&self) -> String {
+        match self {
+            EmotionTarget::Own => "own".into(),
+            EmotionTarget::Mix(mix) => {
+                let names: Vec<String> = mix
+                    .weights
+                    .iter()
+                    .map(|(n, w)| format!("{n}:{w:.2}"))
+                    .collect();
+                format!("{} x{:.2}", names.join("+"), mix.intensity)
+            }
+        }
     }
 }
 
-fn lerp_look(a: &ExpressionControls, b: &ExpressionControls, t: f32) -> ExpressionControls {
-    let l = |x: f32, y: f32| x + (y - x) * t;
-    ExpressionControls {
-        smile: l(a.smile, b.smile),
-        frown: l(a.frown, b.frown),
-        brow_raise: l(a.brow_raise, b.brow_raise),
-        brow_furrow: l(a.brow_furrow, b.brow_furrow),
-        eye_open: l(a.eye_open, b.eye_open),
-        squint: l(a.squint, b.squint),
-    }
+/// A transition that was asked for but not yet resolved against the emotion library.
+#[derive(Clone, Debug, PartialEq, Reflect)]
+pub(crate) struct RequestedEmotion {
+    pub(crate) target: EmotionTarget,
+    pub(crate) transition: f32,
+    pub(crate) easing: Easing,
 }
 
-/// The face's emotion: where it is, where it is going, and how fast.
-#[derive(Component, Clone, Debug)]
+/// The face's emotion: where its expression is, where it is going, and how fast.
+///
+/// The transitions run on [`crate::motion::EmotionState`], the engine that `edtalk render`
+/// uses too, so a face eases the same in a game and offline. Constructors such as
+/// [`EmotionState::emotion`] record a request that the plugin resolves against the
+/// [`super::Emotions`] library on its next update (a bad name or intensity is reported as
+/// an [`super::EdTalkError`], never a panic).
+#[derive(Component, Clone, Debug, Reflect)]
+#[reflect(Component, Default)]
 pub struct EmotionState {
-    from: ExpressionTarget,
-    to: ExpressionTarget,
-    /// Face-clock seconds when the transition started, and its length.
-    start: f64,
-    duration: f32,
+    #[reflect(ignore)]
+    engine: crate::motion::EmotionState,
+    /// Whether the transition's start and end are the portrait's own expression.
+    own: (bool, bool),
+    label: String,
+    requested: Option<RequestedEmotion>,
 }
 
 impl Default for EmotionState {
     fn default() -> Self {
-        Self::new(ExpressionTarget::own())
+        Self {
+            engine: crate::motion::EmotionState::new(ResolvedExpression {
+                exp: EmotionLibrary::new().base().exp,
+                look: ExpressionControls::default(),
+            }),
+            own: (true, true),
+            label: "own".into(),
+            requested: None,
+        }
     }
 }
 
 impl EmotionState {
-    /// Settled at `target`.
-    pub fn new(target: ExpressionTarget) -> Self {
+    /// Settled at the target once the plugin has resolved it (the portrait's own
+    /// expression until then).
+    pub fn new(target: EmotionTarget) -> Self {
         Self {
-            from: target.clone(),
-            to: target,
-            start: 0.0,
-            duration: 0.0,
+            requested: Some(RequestedEmotion {
+                target,
+                transition: 0.0,
+                easing: Easing::Linear,
+            }),
+            ..Default::default()
         }
     }
 
-    /// Settled at one emotion.
+    /// Settled at one built-in emotion at an intensity (0 neutral, 1 full, up to 2).
     pub fn emotion(emotion: Emotion, intensity: f32) -> Self {
-        Self::new(ExpressionTarget::emotion(emotion, intensity))
+        Self::new(EmotionTarget::Mix(EmotionMix::single(emotion.name(), intensity)))
     }
 
-    /// The target being moved to.
-    pub fn target(&self) -> &ExpressionTarget {
-        &self.to
+    /// The label of the latest target (e.g. `happy:1.00 x0.80`, or `own`).
+    pub fn label(&self) -> &str {
+        &self.label
     }
 
-    /// Starts a transition at time `now` (seconds on the face clock) from wherever the
-    /// expression is now.
-    pub fn transition_to(&mut self, target: ExpressionTarget, now: f64, duration: f32) {
-        let (exp, look) = self.sample(now);
-        self.from = ExpressionTarget {
-            label: format!("blend to {}", target.label),
-            exp,
-            look,
-        };
-        self.to = target;
-        self.start = now;
-        self.duration = if duration.is_finite() {
-            duration.max(0.0)
+    /// Takes the request a constructor recorded (resolved by the plugin).
+    pub(crate) fn take_request(&mut self) -> Option<RequestedEmotion> {
+        self.requested.take()
+    }
+
+    /// Whether a constructor's request waits to be resolved.
+    pub(crate) fn has_request(&self) -> bool {
+        self.requested.is_some()
+    }
+
+    /// Starts a transition at face-clock time `now` (seconds) toward `target` (`None`: the
+    /// portrait's own expression), from wherever the expression is at `now`.
+    pub fn transition_to(
+        &mut self,
+        target: Option<ResolvedExpression>,
+        label: String,
+        now: f64,
+        seconds: f32,
+        easing: Easing,
+    ) {
+        let now = now as f32;
+        let was_own = self.own_at(now);
+        // The portrait's own expression has no weights; its look is the neutral one.
+        let resolved = target.unwrap_or_else(|| ResolvedExpression {
+            look: ExpressionControls::default(),
+            ..self.engine.sample(now)
+        });
+        self.engine.transition_to(resolved, now, seconds, easing);
+        self.own = (was_own, target.is_none());
+        self.label = label;
+    }
+
+    fn own_at(&self, t: f32) -> bool {
+        // Weights and the own expression cannot be blended: switch halfway.
+        if self.engine.progress(t) < 0.5 {
+            self.own.0
         } else {
-            0.0
-        };
-    }
-
-    /// Transition progress at `t`, 0..1 (1 when settled).
-    pub fn progress(&self, t: f64) -> f32 {
-        if self.duration <= 0.0 {
-            return 1.0;
+            self.own.1
         }
-        (((t - self.start) / self.duration as f64) as f32).clamp(0.0, 1.0)
     }
 
-    /// The expression at face-clock time `t` (smoothstep easing).
+    /// Transition progress at face-clock time `t`, eased, 0..1 (1 when settled).
+    pub fn progress(&self, t: f64) -> f32 {
+        self.engine.progress(t as f32)
+    }
+
+    /// The expression at face-clock time `t`: expression-bank weights (`None`: the
+    /// portrait's own expression) and the procedural look.
     pub fn sample(&self, t: f64) -> (Option<[f32; EXP_DIM]>, ExpressionControls) {
-        let p = self.progress(t);
-        let e = p * p * (3.0 - 2.0 * p);
-        let look = lerp_look(&self.from.look, &self.to.look, e);
-        let exp = match (self.from.exp, self.to.exp) {
-            (Some(a), Some(b)) => Some(std::array::from_fn(|i| a[i] + (b[i] - a[i]) * e)),
-            // The portrait's own expression has no weights to blend with: switch halfway.
-            (a, b) => {
-                if e < 0.5 {
-                    a
-                } else {
-                    b
-                }
-            }
-        };
-        (exp, look)
+        let t = t as f32;
+        let r = self.engine.sample(t);
+        let exp = (!self.own_at(t)).then_some(r.exp);
+        (exp, r.look)
     }
 }

@@ -1,21 +1,29 @@
+//! Messages in and out of the plugin. [`SpeechStarted`] and [`SpeechFinished`] are also
+//! triggered as entity events on the face, so a game can observe one NPC:
+//! `commands.entity(npc).observe(|started: On<SpeechStarted>| ...)`.
+
 use bevy::prelude::*;
 
 use super::assets::{EmotionScriptAsset, VoiceLine};
-use super::components::ExpressionTarget;
+use super::components::EmotionTarget;
 use super::track_asset::MotionTrackAsset;
-use crate::motion::{Emotion, PoseSource};
+use crate::motion::{Easing, Emotion, EmotionMix, PoseSource};
 
 /// Makes a face speak a voice line (played on the audio output, lip-synced).
 /// A line already playing on that face is stopped.
-#[derive(Message, Clone, Debug)]
+#[derive(Message, Clone, Debug, Reflect)]
 pub struct Speak {
+    /// The face (an entity with a [`super::FacePortrait`] or [`super::Character`]).
     pub entity: Entity,
+    /// The voice line.
     pub line: Handle<VoiceLine>,
-    /// Emotion keys over the line's time.
+    /// Emotion keys over the line's time. Emotion names are checked against the
+    /// [`super::Emotions`] library when the line starts (custom emotions work).
     pub script: Option<Handle<EmotionScriptAsset>>,
     /// Head pose for the line. `None`: the face's idle motion (or a still head) goes on
     /// while it speaks. `Some`: the line's own pose replaces the idle motion until the
     /// line ends (a [`PoseSource::Track`] is played ping-pong when shorter than the line).
+    #[reflect(ignore)]
     pub pose: Option<PoseSource>,
     /// A pre-baked motion track (`edtalk bake`, `*.track.ron`): the mouth comes from its
     /// frames instead of analysing the audio. Frames past the track's end hold the mouth
@@ -67,35 +75,64 @@ impl Speak {
 }
 
 /// Stops the face's current line (audio and lip-sync).
-#[derive(Message, Clone, Debug)]
+#[derive(Message, Clone, Debug, Reflect)]
 pub struct StopSpeaking {
+    /// The face.
     pub entity: Entity,
 }
 
 /// Moves a face's expression to a new target over `transition` seconds.
-#[derive(Message, Clone, Debug)]
+///
+/// The target is resolved against the [`super::Emotions`] library when the plugin handles
+/// the message: an unknown name or a non-finite intensity or weight is reported as an
+/// [`EdTalkError`] (kind [`EdTalkErrorKind::Emotion`]) and the face keeps its expression.
+#[derive(Message, Clone, Debug, Reflect)]
 pub struct SetEmotion {
+    /// The face.
     pub entity: Entity,
-    pub target: ExpressionTarget,
+    /// Where the expression goes.
+    pub target: EmotionTarget,
+    /// Transition time in seconds.
     pub transition: f32,
+    /// Transition curve (default: smoothstep).
+    pub easing: Easing,
 }
 
 impl SetEmotion {
     /// One predefined emotion at full intensity, over 0.4 s.
     pub fn new(entity: Entity, emotion: Emotion) -> Self {
+        Self::with_intensity(entity, emotion, 1.0)
+    }
+
+    /// One predefined emotion at an intensity (0..1; above 1 exaggerates, up to 2), over
+    /// 0.4 s.
+    pub fn with_intensity(entity: Entity, emotion: Emotion, intensity: f32) -> Self {
+        Self::mix(entity, EmotionMix::single(emotion.name(), intensity))
+    }
+
+    /// An emotion by name (built-in or custom, from the [`super::Emotions`] library) at an
+    /// intensity, over 0.4 s.
+    pub fn named(entity: Entity, name: impl Into<String>, intensity: f32) -> Self {
+        Self::mix(entity, EmotionMix::single(name, intensity))
+    }
+
+    /// A mix of emotions, over 0.4 s.
+    pub fn mix(entity: Entity, mix: EmotionMix) -> Self {
         Self {
             entity,
-            target: ExpressionTarget::emotion(emotion, 1.0),
+            target: EmotionTarget::Mix(mix),
             transition: 0.4,
+            easing: Easing::Smooth,
         }
     }
 
-    /// One predefined emotion at an intensity (0..1; above 1 exaggerates), over 0.4 s.
-    pub fn with_intensity(entity: Entity, emotion: Emotion, intensity: f32) -> Self {
+    /// Back to the portrait's own expression, over 0.4 s.
+    pub fn own(entity: Entity) -> Self {
         Self {
             entity,
-            target: ExpressionTarget::emotion(emotion, intensity),
+            target: EmotionTarget::Own,
             transition: 0.4,
+            easing: Easing::Smooth,
         }
     }
 
@@ -104,31 +141,67 @@ impl SetEmotion {
         self.transition = seconds;
         self
     }
+
+    /// With a transition curve.
+    pub fn with_easing(mut self, easing: Easing) -> Self {
+        self.easing = easing;
+        self
+    }
 }
 
-/// A line started playing on a face.
-#[derive(Message, Clone, Debug)]
+/// A line started playing on a face. Also triggered as an entity event on the face.
+#[derive(Message, EntityEvent, Clone, Debug, Reflect)]
 pub struct SpeechStarted {
+    /// The face.
     pub entity: Entity,
+    /// The [`Speak::tag`].
     pub tag: String,
     /// Line length in seconds.
     pub duration: f32,
 }
 
-/// A line ended (played out or stopped).
-#[derive(Message, Clone, Debug)]
+/// A line ended (played out or stopped). Also triggered as an entity event on the face.
+#[derive(Message, EntityEvent, Clone, Debug, Reflect)]
 pub struct SpeechFinished {
+    /// The face.
     pub entity: Entity,
+    /// The [`Speak::tag`].
     pub tag: String,
     /// False when stopped early by [`StopSpeaking`] or a new [`Speak`].
     pub completed: bool,
 }
 
+/// What an [`EdTalkError`] is about, for games that handle some kinds themselves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Reflect)]
+pub enum EdTalkErrorKind {
+    /// A portrait image that did not load or cannot be used (format, size, crop, rig).
+    Portrait,
+    /// A voice line that did not load or decode.
+    Audio,
+    /// An emotion script or motion track that did not load, or names unknown emotions.
+    Script,
+    /// A character file that did not load or holds bad values.
+    Character,
+    /// An emotion request (a [`SetEmotion`], a default emotion) that does not resolve.
+    Emotion,
+    /// Neural checkpoints that are missing, corrupt or do not fit, or a device that is not
+    /// available; the plugin falls back to the procedural renderer.
+    Checkpoint,
+    /// The inference worker: a render failure or a restart after a panic.
+    Worker,
+    /// A message sent to an entity that is not a face.
+    Request,
+}
+
 /// Something went wrong for an entity (or for the plugin when `entity` is `None`): a bad
 /// portrait, an unplayable line, a malformed RON file, a worker restart. The plugin also
 /// logs it; the game keeps running.
-#[derive(Message, Clone, Debug)]
+#[derive(Message, Clone, Debug, Reflect)]
 pub struct EdTalkError {
+    /// The face concerned, if any.
     pub entity: Option<Entity>,
+    /// What it is about.
+    pub kind: EdTalkErrorKind,
+    /// What went wrong, naming the file or value.
     pub message: String,
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::assets::VoiceLine;
 use super::components::EmotionState;
-use super::{BackendChoice, EdTalkSettings, InferenceDevice};
+use super::settings::{BackendChoice, EdTalkSettings, InferenceDevice};
 use crate::audio::SAMPLES_PER_FRAME;
 use crate::model::audio2lip::Audio2Lip;
 use crate::model::checkpoint::load_state_dict;
@@ -77,12 +77,13 @@ pub(crate) fn renderer_factories(
                     });
                 match loaded {
                     Ok(model) => {
-                        audio2lip = Some(Arc::new(model));
-                        let path = ckpts.generator().expect("neural_ready").to_path_buf();
-                        out.push(Arc::new(move || {
-                            NeuralRenderer::load(&path, &dev, DType::F32)
-                                .map(|r| Box::new(r) as Box<dyn FaceRenderer>)
-                        }));
+                        if let Some(path) = ckpts.generator().map(|p| p.to_path_buf()) {
+                            audio2lip = Some(Arc::new(model));
+                            out.push(Arc::new(move || {
+                                NeuralRenderer::load(&path, &dev, DType::F32)
+                                    .map(|r| Box::new(r) as Box<dyn FaceRenderer>)
+                            }));
+                        }
                     }
                     Err(e) => failures.push(format!("Audio2Lip did not load: {e}")),
                 }

@@ -4,7 +4,7 @@ use bevy::asset::io::Reader;
 use bevy::asset::{AssetLoader, LoadContext};
 use bevy::prelude::*;
 
-use super::assets::{RonAssetError, read_text};
+use super::assets::{AssetFileError, read_text};
 use crate::motion::MotionTrack;
 
 /// A baked motion track (`*.track.ron`, the RON `edtalk bake` writes; format in
@@ -19,16 +19,16 @@ pub struct MotionTrackLoader;
 impl AssetLoader for MotionTrackLoader {
     type Asset = MotionTrackAsset;
     type Settings = ();
-    type Error = RonAssetError;
+    type Error = AssetFileError;
 
     async fn load(
         &self,
         reader: &mut dyn Reader,
         _settings: &(),
         ctx: &mut LoadContext<'_>,
-    ) -> Result<MotionTrackAsset, RonAssetError> {
+    ) -> Result<MotionTrackAsset, AssetFileError> {
         let (text, path) = read_text(reader, ctx).await?;
-        let invalid = |message: String| RonAssetError::Invalid {
+        let invalid = |message: String| AssetFileError::Invalid {
             path: path.clone(),
             message,
         };

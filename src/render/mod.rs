@@ -62,9 +62,12 @@ pub enum RenderError {
     /// The rig is inconsistent with the portrait.
     #[error("face rig: {0}")]
     Rig(String),
-    /// The neural model failed (shape mismatch, device error...).
+    /// The neural model failed (missing or misshaped tensor, device error...).
     #[error("neural renderer: {0}")]
-    Model(String),
+    Model(#[from] crate::model::ModelError),
+    /// The renderer or its thread could not be set up (e.g. the thread pool).
+    #[error("renderer setup: {0}")]
+    Setup(String),
 }
 
 /// A face renderer: one portrait per identity, any number of identities, batched frames.

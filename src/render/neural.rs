@@ -53,11 +53,11 @@ pub struct NeuralRenderer {
 }
 
 fn model_err(e: ModelError) -> RenderError {
-    RenderError::Model(e.to_string())
+    RenderError::Model(e)
 }
 
 fn candle_err(e: candle_core::Error) -> RenderError {
-    RenderError::Model(e.to_string())
+    RenderError::Model(ModelError::Candle(e))
 }
 
 impl NeuralRenderer {
@@ -87,7 +87,7 @@ impl NeuralRenderer {
         let s = self.generator.size();
         let fitted = portrait.fit_square(s as u32);
         let mut planes = vec![0f32; 3 * s * s];
-        for (i, px) in fitted.rgba.chunks_exact(4).enumerate() {
+        for (i, px) in fitted.rgba().chunks_exact(4).enumerate() {
             for c in 0..3 {
                 planes[c * s * s + i] = px[c] as f32 / 255.0 * 2.0 - 1.0;
             }
@@ -169,7 +169,11 @@ fn row<const N: usize>(t: &Tensor) -> Result<[f32; N], RenderError> {
         .and_then(|r| r.to_vec1())
         .map_err(candle_err)?;
     v.try_into().map_err(|v: Vec<f32>| {
-        RenderError::Model(format!("expected {N} coefficients, found {}", v.len()))
+        RenderError::Model(ModelError::InputShape {
+            what: "coefficients".into(),
+            expected: format!("[{N}]"),
+            found: vec![v.len()],
+        })
     })
 }
 
@@ -263,7 +267,7 @@ impl FaceRenderer for NeuralRenderer {
                 .iter()
                 .find(|(k, _)| k == key)
                 .map(|(_, e)| e)
-                .ok_or_else(|| RenderError::Model("expression cache miss".into()))?;
+                .ok_or_else(|| RenderError::Setup("expression cache miss".into()))?;
             items.push((&entry.identity, expr));
         }
         let n = requests.len();

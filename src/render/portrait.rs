@@ -28,11 +28,14 @@ const MAX_SIDE: u32 = 8192;
 
 /// An identity image: straight sRGB RGBA8. Any size and aspect; renderers fit it with
 /// [`Portrait::fit_square`].
+///
+/// The fields are private so that the invariant every renderer relies on holds for every
+/// value: `rgba.len() == width * height * 4`, both sides in `1..=8192`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Portrait {
-    pub width: u32,
-    pub height: u32,
-    pub rgba: Vec<u8>,
+    width: u32,
+    height: u32,
+    rgba: Vec<u8>,
 }
 
 impl Portrait {
@@ -45,7 +48,7 @@ impl Portrait {
                 height,
             });
         }
-        if rgba.len() != (width * height * 4) as usize {
+        if rgba.len() != width as usize * height as usize * 4 {
             return Err(PortraitError::BadBuffer {
                 width,
                 height,
@@ -56,6 +59,48 @@ impl Portrait {
             width,
             height,
             rgba,
+        })
+    }
+
+    /// Width in pixels.
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    /// Height in pixels.
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// The RGBA8 pixels, row by row (`width * height * 4` bytes).
+    pub fn rgba(&self) -> &[u8] {
+        &self.rgba
+    }
+
+    /// Takes the RGBA8 pixels out.
+    pub fn into_rgba(self) -> Vec<u8> {
+        self.rgba
+    }
+
+    /// The pixel rectangle `[x, y, width, height]` as a portrait of its own, or `None` when
+    /// it is empty or not inside the image.
+    pub fn crop(&self, x: u32, y: u32, width: u32, height: u32) -> Option<Portrait> {
+        if width == 0
+            || height == 0
+            || x.checked_add(width)? > self.width
+            || y.checked_add(height)? > self.height
+        {
+            return None;
+        }
+        let mut out = Vec::with_capacity(width as usize * height as usize * 4);
+        for row in y..y + height {
+            let start = (row as usize * self.width as usize + x as usize) * 4;
+            out.extend_from_slice(&self.rgba[start..start + width as usize * 4]);
+        }
+        Some(Portrait {
+            width,
+            height,
+            rgba: out,
         })
     }
 
@@ -98,9 +143,13 @@ impl Portrait {
         let x0 = (self.width - side) / 2;
         // Tall art usually has the face in its upper part.
         let y0 = (self.height - side) / 3;
-        let img = image::RgbaImage::from_raw(self.width, self.height, self.rgba.clone())
-            .expect("buffer length checked at construction");
-        let cropped = image::imageops::crop_imm(&img, x0, y0, side, side).to_image();
+        let Some(cropped) = image::RgbaImage::from_raw(self.width, self.height, self.rgba.clone())
+            .map(|img| image::imageops::crop_imm(&img, x0, y0, side, side).to_image())
+        else {
+            // Unreachable: the length is checked by every constructor.
+            return self.clone();
+        };
+        let size = size.clamp(1, MAX_SIDE);
         let out = if side == size {
             cropped
         } else {

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use super::rig::FaceRig;
 use super::{
-    Backend, FaceFrame, FaceRenderer, FaceRequest, IdentityId, Portrait, PortraitError, RenderError,
+    Backend, FaceFrame, FaceRenderer, FaceRequest, IdentityId, Portrait, RenderError,
 };
 use crate::motion::MotionFrame;
 pub use controls::Controls;
@@ -139,24 +139,6 @@ impl FaceRenderer for ProceduralRenderer {
         portrait: &Portrait,
         rig: Option<&FaceRig>,
     ) -> Result<(), RenderError> {
-        // The fields are public, so check the buffer before fitting it.
-        let (w, h) = (portrait.width, portrait.height);
-        if w == 0 || h == 0 || w > 8192 || h > 8192 {
-            return Err(PortraitError::BadSize {
-                what: format!("identity {id}"),
-                width: w,
-                height: h,
-            }
-            .into());
-        }
-        if portrait.rgba.len() != w as usize * h as usize * 4 {
-            return Err(PortraitError::BadBuffer {
-                width: w,
-                height: h,
-                len: portrait.rgba.len(),
-            }
-            .into());
-        }
         let default_rig;
         let rig = match rig {
             Some(r) => r,
@@ -170,7 +152,7 @@ impl FaceRenderer for ProceduralRenderer {
             .map_err(|e| RenderError::Rig(format!("identity {id}: {e}")))?;
         let fitted = portrait.fit_square(self.size);
         let size = self.size as usize;
-        let pixels = warp::pad_source(&fitted.rgba, size);
+        let pixels = warp::pad_source(fitted.rgba(), size);
         let geom = FaceGeometry::new(&rig, self.size);
         let grid = warp::WarpGrid::new(&geom, size);
         let lids = [0, 1]

@@ -1,0 +1,254 @@
+//! Face frames: requested from the worker a little ahead of each face's clock, collected
+//! into per-face buffers, and moved into the face texture when the clock reaches them.
+
+use std::sync::atomic::Ordering;
+
+use bevy::prelude::*;
+
+use super::components::{EmotionState, IdleMotion, TalkingFace};
+use super::diagnostics::EdTalkDiagnostics;
+use super::messages::{EdTalkError, EdTalkErrorKind};
+use super::runtime::{FaceRuntime, Registration, WorkerRes, identity_of, report};
+use super::settings::EdTalkSettings;
+use super::speech;
+use crate::worker::{FrameJob, WorkerEvent};
+
+type RequestFace = (
+    Entity,
+    &'static mut FaceRuntime,
+    Ref<'static, EmotionState>,
+    Option<Ref<'static, IdleMotion>>,
+);
+
+/// Asks the worker for the frames each face needs next, all faces in one batch.
+pub(crate) fn request_frames(
+    mut faces: Query<RequestFace>,
+    worker: Res<WorkerRes>,
+    settings: Res<EdTalkSettings>,
+    mut diag: ResMut<EdTalkDiagnostics>,
+) {
+    let Some(w) = worker.worker.as_ref() else {
+        return;
+    };
+    let fps = settings.fps();
+    let ahead = (settings.prebuffer_secs() * fps).ceil() as i64;
+    let mut jobs = Vec::new();
+    let mut requested: Vec<(Entity, i64)> = Vec::new();
+    let default_idle = IdleMotion::default();
+    for (entity, mut rt, emotion, idle) in &mut faces {
+        if rt.registration != Registration::Ready {
+            continue;
+        }
+        let rt = &mut *rt;
+        // Added or changed idle settings (e.g. a reloaded character) count too.
+        let idle_changed = idle.as_ref().is_some_and(|i| i.is_changed());
+        if (emotion.is_changed() && !emotion.is_added()) || idle_changed {
+            // Takes effect on the next face frame, not after the prebuffer.
+            let k = rt.key;
+            rt.invalidate(k);
+        }
+        let id = identity_of(entity);
+        w.set_playhead(id, rt.key);
+        let from = rt.requested_upto.max(rt.key - 1) + 1;
+        let to = rt.key + ahead;
+        let mut last = rt.requested_upto;
+        for key in from..=to {
+            let motion = speech::motion_at(
+                rt.line.as_ref().map(|l| speech::LineView {
+                    frames: l.motion.as_slice(),
+                    base_key: l.base_key,
+                    own_pose: l.own_pose,
+                }),
+                key,
+                fps,
+                id,
+                &emotion,
+                settings
+                    .idle_motion
+                    .then(|| &idle.as_deref().unwrap_or(&default_idle).0),
+            );
+            last = key;
+            if rt.line.is_none() && rt.last_motion.as_ref() == Some(&motion) {
+                continue; // Nothing moves: the face on screen stays right.
+            }
+            rt.last_motion = Some(motion.clone());
+            rt.outstanding.insert(key);
+            jobs.push(FrameJob {
+                identity: id,
+                index: key,
+                epoch: rt.epoch,
+                motion,
+            });
+        }
+        requested.push((entity, last));
+    }
+    if jobs.is_empty() {
+        return;
+    }
+    let accepted = w.submit(jobs).is_ok();
+    if !accepted {
+        // Queue full: ask again next frame (the motion cache must not claim them).
+        diag.requests_refused += 1;
+    }
+    for (entity, last) in requested {
+        if let Ok((_, mut rt, _, _)) = faces.get_mut(entity) {
+            if accepted {
+                rt.requested_upto = last;
+            } else {
+                let upto = rt.requested_upto;
+                rt.outstanding.retain(|&k| k <= upto);
+                rt.last_motion = None;
+            }
+        }
+    }
+}
+
+/// Takes the worker's frames and reports, into the faces' buffers.
+pub(crate) fn collect_frames(
+    mut worker: ResMut<WorkerRes>,
+    mut faces: Query<&mut FaceRuntime>,
+    time: Res<Time>,
+    mut diag: ResMut<EdTalkDiagnostics>,
+    mut errors: MessageWriter<EdTalkError>,
+) {
+    let Some(w) = worker.worker.as_ref() else {
+        return;
+    };
+    let events = w.poll();
+    let stats = w.stats().clone();
+    for ev in events {
+        match ev {
+            WorkerEvent::Frame {
+                identity,
+                index,
+                epoch,
+                frame,
+            } => {
+                let Some(mut rt) = worker
+                    .faces
+                    .get(&identity)
+                    .and_then(|e| faces.get_mut(*e).ok())
+                else {
+                    continue;
+                };
+                rt.outstanding.remove(&index);
+                let current = epoch == rt.epoch || index <= rt.invalid_after;
+                if current && rt.shown.is_none_or(|s| index > s) {
+                    rt.buffer.insert(index, (epoch, frame));
+                } else {
+                    diag.frames_dropped += 1;
+                }
+            }
+            WorkerEvent::IdentityReady(identity) => {
+                if let Some(mut rt) = worker
+                    .faces
+                    .get(&identity)
+                    .and_then(|e| faces.get_mut(*e).ok())
+                {
+                    rt.registration = Registration::Ready;
+                    rt.requested_upto = rt.key;
+                    rt.last_motion = None;
+                }
+            }
+            WorkerEvent::IdentityFailed { identity, error } => {
+                let entity = worker.faces.get(&identity).copied();
+                if let Some(mut rt) = entity.and_then(|e| faces.get_mut(e).ok()) {
+                    rt.registration = Registration::Failed;
+                }
+                report(
+                    &mut errors,
+                    entity,
+                    EdTalkErrorKind::Portrait,
+                    format!("portrait rejected: {error}"),
+                );
+            }
+            WorkerEvent::RenderFailed { identities, error } => {
+                let entity = identities
+                    .first()
+                    .and_then(|i| worker.faces.get(i).copied());
+                report(
+                    &mut errors,
+                    entity,
+                    EdTalkErrorKind::Worker,
+                    format!("rendering failed: {error}"),
+                );
+            }
+            WorkerEvent::Restarted { reason } => {
+                diag.worker_restarts += 1;
+                report(
+                    &mut errors,
+                    None,
+                    EdTalkErrorKind::Worker,
+                    format!("inference worker restarted after a panic: {reason}"),
+                );
+                // In-flight frames were lost: ask again.
+                for mut rt in &mut faces {
+                    let k = rt.key;
+                    rt.requested_upto = rt.requested_upto.min(k);
+                    rt.outstanding.clear();
+                    rt.last_motion = None;
+                }
+            }
+        }
+    }
+    let rendered = stats.rendered.load(Ordering::Relaxed);
+    let micros = stats.render_micros.load(Ordering::Relaxed);
+    diag.frames_rendered = rendered;
+    diag.frames_dropped = diag
+        .frames_dropped
+        .max(stats.dropped_stale.load(Ordering::Relaxed));
+    diag.inference_ms_per_frame = if rendered > 0 {
+        micros as f32 / rendered as f32 / 1000.0
+    } else {
+        0.0
+    };
+    diag.last_inference_ms = stats.last_frame_micros.load(Ordering::Relaxed) as f32 / 1000.0;
+    let now = time.elapsed_secs_f64();
+    let (t0, n0) = worker.fps_window;
+    if now - t0 >= 1.0 {
+        diag.inference_fps = (rendered.saturating_sub(n0) as f64 / (now - t0)) as f32;
+        worker.fps_window = (now, rendered);
+    }
+}
+
+/// Moves the frame for each face's current key into its texture.
+pub(crate) fn upload_frames(
+    mut faces: Query<(&mut FaceRuntime, &TalkingFace)>,
+    mut images: ResMut<Assets<Image>>,
+    mut diag: ResMut<EdTalkDiagnostics>,
+) {
+    for (mut rt, face) in &mut faces {
+        let key = rt.key;
+        // The newest frame at or before the key; older ones were overtaken before they
+        // could be shown.
+        let mut newest = None;
+        while let Some((k, _)) = rt.buffer.first_key_value() {
+            if *k > key {
+                break;
+            }
+            if newest.is_some() {
+                diag.frames_dropped += 1;
+            }
+            newest = rt.buffer.pop_first();
+        }
+        match newest {
+            Some((k, (_, frame))) => {
+                if let Some(mut img) = images.get_mut(&face.image)
+                    && img.width() == frame.width
+                    && img.height() == frame.height
+                {
+                    img.data = Some(frame.rgba);
+                    diag.frames_shown += 1;
+                }
+                rt.shown = Some(k);
+            }
+            None => {
+                if rt.outstanding.range(..=key).next().is_some() {
+                    diag.frames_late += 1;
+                }
+            }
+        }
+        // Requests that fell behind will be dropped by the worker.
+        rt.outstanding.retain(|&k| k >= key);
+    }
+}

@@ -1,0 +1,287 @@
+//! Voice lines: [`Speak`] queues a line, which is decoded and analysed off the main thread
+//! and starts once ready; lines end when played out or stopped.
+
+use bevy::asset::LoadState;
+use bevy::ecs::system::SystemParam;
+use bevy::prelude::*;
+use bevy::tasks::{AsyncComputeTaskPool, block_on, poll_once};
+
+use super::assets::{EmotionScriptAsset, VoiceLine};
+use super::audio::EdTalkAudio;
+use super::emotions::Emotions;
+use super::messages::*;
+use super::components::EmotionTarget;
+use super::runtime::{
+    ActiveLine, FaceRuntime, PendingLine, ResolvedKeys, ScriptKey, WorkerRes, report,
+};
+use super::speech;
+use super::track_asset::MotionTrackAsset;
+
+/// Ends the face's line, if any, and says so (message and entity event).
+fn end_line(
+    entity: Entity,
+    rt: &mut FaceRuntime,
+    completed: bool,
+    finished: &mut MessageWriter<SpeechFinished>,
+    commands: &mut Commands,
+) {
+    if let Some(mut line) = rt.line.take() {
+        if !completed {
+            line.playback.stop();
+        }
+        let event = SpeechFinished {
+            entity,
+            tag: line.tag,
+            completed,
+        };
+        commands.trigger(event.clone());
+        finished.write(event);
+    }
+}
+
+/// [`StopSpeaking`]: stops audio and lip-sync.
+pub(crate) fn handle_stop(
+    mut stops: MessageReader<StopSpeaking>,
+    mut faces: Query<&mut FaceRuntime>,
+    mut finished: MessageWriter<SpeechFinished>,
+    mut commands: Commands,
+) {
+    for stop in stops.read() {
+        if let Ok(mut rt) = faces.get_mut(stop.entity) {
+            rt.pending = None;
+            end_line(stop.entity, &mut rt, false, &mut finished, &mut commands);
+        }
+    }
+}
+
+/// [`Speak`]: queues the line; it starts once decoded and its motion is prepared.
+pub(crate) fn handle_speak(
+    mut speaks: MessageReader<Speak>,
+    mut faces: Query<&mut FaceRuntime>,
+    mut errors: MessageWriter<EdTalkError>,
+) {
+    for speak in speaks.read() {
+        match faces.get_mut(speak.entity) {
+            Ok(mut rt) => {
+                rt.pending = Some(PendingLine {
+                    request: speak.clone(),
+                    task: None,
+                })
+            }
+            Err(_) => report(
+                &mut errors,
+                Some(speak.entity),
+                EdTalkErrorKind::Request,
+                "Speak sent to an entity without a FacePortrait".into(),
+            ),
+        }
+    }
+}
+
+/// The assets and resources a starting line reads.
+#[derive(SystemParam)]
+pub(crate) struct LineAssets<'w> {
+    lines: Res<'w, Assets<VoiceLine>>,
+    scripts: Res<'w, Assets<EmotionScriptAsset>>,
+    tracks: Res<'w, Assets<MotionTrackAsset>>,
+    asset_server: Res<'w, AssetServer>,
+    library: Res<'w, Emotions>,
+    worker: Res<'w, WorkerRes>,
+    time: Res<'w, Time>,
+}
+
+/// What a starting line writes.
+#[derive(SystemParam)]
+pub(crate) struct LineOutput<'w, 's> {
+    started: MessageWriter<'w, SpeechStarted>,
+    finished: MessageWriter<'w, SpeechFinished>,
+    errors: MessageWriter<'w, EdTalkError>,
+    commands: Commands<'w, 's>,
+}
+
+/// An asset a line waits for: loaded, still loading, or failed (with the error text).
+enum Wait<T> {
+    Ready(T),
+    Loading,
+    Failed(String),
+}
+
+fn wait_for<A: Asset + Clone>(
+    assets: &Assets<A>,
+    server: &AssetServer,
+    handle: &Handle<A>,
+) -> Wait<A> {
+    match assets.get(handle) {
+        Some(a) => Wait::Ready(a.clone()),
+        None => match server.load_state(handle) {
+            LoadState::Failed(e) => Wait::Failed(e.to_string()),
+            _ => Wait::Loading,
+        },
+    }
+}
+
+/// Prepares queued lines off the main thread and starts them when ready.
+pub(crate) fn start_prepared_lines(
+    mut faces: Query<(Entity, &mut FaceRuntime)>,
+    assets: LineAssets,
+    mut audio: NonSendMut<EdTalkAudio>,
+    mut out: LineOutput,
+) {
+    let now = assets.time.elapsed_secs_f64();
+    for (entity, mut rt) in &mut faces {
+        let Some(mut pending) = rt.pending.take() else {
+            continue;
+        };
+        if pending.task.is_none() {
+            let line = match wait_for(&assets.lines, &assets.asset_server, &pending.request.line)
+            {
+                Wait::Ready(line) => line,
+                Wait::Loading => {
+                    rt.pending = Some(pending);
+                    continue;
+                }
+                Wait::Failed(e) => {
+                    report(
+                        &mut out.errors,
+                        Some(entity),
+                        EdTalkErrorKind::Audio,
+                        format!("voice line: {e}"),
+                    );
+                    continue;
+                }
+            };
+            // A track still loading delays the line; a failed one is reported and the
+            // mouth comes from the audio instead.
+            let track = match &pending.request.track {
+                Some(h) => match wait_for(&assets.tracks, &assets.asset_server, h) {
+                    Wait::Ready(t) => Some(t.0),
+                    Wait::Loading => {
+                        rt.pending = Some(pending);
+                        continue;
+                    }
+                    Wait::Failed(e) => {
+                        report(
+                            &mut out.errors,
+                            Some(entity),
+                            EdTalkErrorKind::Script,
+                            format!("motion track: {e}"),
+                        );
+                        None
+                    }
+                },
+                None => None,
+            };
+            let model = assets.worker.audio2lip.clone();
+            let pose = pending.request.pose.clone();
+            pending.task =
+                Some(AsyncComputeTaskPool::get().spawn(async move {
+                    speech::prepare_line(&line, model, pose, track.as_ref())
+                }));
+        }
+        let Some(task) = pending.task.as_mut() else {
+            continue;
+        };
+        let Some(result) = block_on(poll_once(task)) else {
+            rt.pending = Some(pending);
+            continue;
+        };
+        // A script still loading delays the line a little; a failed one is reported. Its
+        // emotion names are checked against the game's library (custom emotions work).
+        let script: Option<ResolvedKeys> = match &pending.request.script {
+            Some(h) => match wait_for(&assets.scripts, &assets.asset_server, h) {
+                Wait::Ready(s) => {
+                    let origin = h.path().map_or("emotion script".into(), |p| p.to_string());
+                    match s.0.resolved(&assets.library.0, &origin) {
+                        Ok(keys) => Some(
+                            keys.into_iter()
+                                .zip(&s.0.keys)
+                                .map(|((time, target, blend, easing), key)| ScriptKey {
+                                    time,
+                                    target,
+                                    blend,
+                                    easing,
+                                    label: key
+                                        .to_mix()
+                                        .map(|m| EmotionTarget::Mix(m).label())
+                                        .unwrap_or_default(),
+                                })
+                                .collect(),
+                        ),
+                        Err(e) => {
+                            report(
+                                &mut out.errors,
+                                Some(entity),
+                                EdTalkErrorKind::Script,
+                                e.to_string(),
+                            );
+                            None
+                        }
+                    }
+                }
+                Wait::Loading => {
+                    // Keep the finished preparation and wait for the script.
+                    pending.task = Some(AsyncComputeTaskPool::get().spawn(async move { result }));
+                    rt.pending = Some(pending);
+                    continue;
+                }
+                Wait::Failed(e) => {
+                    report(
+                        &mut out.errors,
+                        Some(entity),
+                        EdTalkErrorKind::Script,
+                        format!("emotion script: {e}"),
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        match result {
+            Ok(prepared) => {
+                end_line(entity, &mut rt, false, &mut out.finished, &mut out.commands);
+                let playback = audio.play(&prepared.samples, prepared.sample_rate, now);
+                let duration = prepared.samples.len() as f32 / prepared.sample_rate.max(1) as f32;
+                let base_key = rt.key + 1;
+                rt.line = Some(ActiveLine {
+                    playback,
+                    motion: std::sync::Arc::new(prepared.motion),
+                    own_pose: prepared.own_pose,
+                    base_key,
+                    tag: pending.request.tag.clone(),
+                    script,
+                    next_script_key: 0,
+                });
+                // Frames requested before the line carry a closed mouth: re-request them.
+                rt.invalidate(base_key - 1);
+                let event = SpeechStarted {
+                    entity,
+                    tag: pending.request.tag,
+                    duration,
+                };
+                out.commands.trigger(event.clone());
+                out.started.write(event);
+            }
+            Err(e) => report(
+                &mut out.errors,
+                Some(entity),
+                EdTalkErrorKind::Audio,
+                format!("voice line: {e}"),
+            ),
+        }
+    }
+}
+
+/// Ends lines that played out.
+pub(crate) fn finish_lines(
+    mut faces: Query<(Entity, &mut FaceRuntime)>,
+    time: Res<Time>,
+    mut finished: MessageWriter<SpeechFinished>,
+    mut commands: Commands,
+) {
+    let now = time.elapsed_secs_f64();
+    for (entity, mut rt) in &mut faces {
+        if rt.line.as_ref().is_some_and(|l| l.playback.finished(now)) {
+            end_line(entity, &mut rt, true, &mut finished, &mut commands);
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Portraits: observers notice faces being added, replaced and removed; a system registers
+//! each new or changed portrait with the worker once its image has loaded.
+
+use std::sync::Arc;
+
+use bevy::asset::{LoadState, RenderAssetUsages};
+use bevy::ecs::system::SystemParam;
+use bevy::prelude::*;
+use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
+
+use super::components::{FacePortrait, TalkingFace};
+use super::messages::{EdTalkError, EdTalkErrorKind};
+use super::runtime::{FaceRuntime, Registration, WorkerRes, identity_of, report};
+use super::settings::EdTalkSettings;
+use crate::render::Portrait;
+
+/// Marks a face whose portrait must be (re-)registered with the worker.
+#[derive(Component, Default)]
+pub(crate) struct NeedsRegistration;
+
+/// A face got a portrait, or its portrait was replaced (a reloaded character's rig or
+/// crop): register it again.
+pub(crate) fn on_portrait_inserted(
+    insert: On<Insert, FacePortrait>,
+    mut faces: Query<&mut FaceRuntime>,
+    mut commands: Commands,
+) {
+    if let Ok(mut rt) = faces.get_mut(insert.entity) {
+        rt.registered = None;
+        rt.reported_missing = false;
+    }
+    commands.entity(insert.entity).insert(NeedsRegistration);
+}
+
+/// A face lost its portrait or was despawned: the worker forgets the identity.
+pub(crate) fn on_portrait_removed(remove: On<Remove, FacePortrait>, worker: Option<ResMut<WorkerRes>>) {
+    let Some(mut worker) = worker else {
+        return;
+    };
+    let id = identity_of(remove.entity);
+    worker.faces.remove(&id);
+    if let Some(w) = worker.worker.as_ref() {
+        let _ = w.remove_identity(id);
+    }
+}
+
+/// A portrait image changed on disk (hot reload): its faces register again.
+pub(crate) fn reregister_modified_images(
+    mut image_events: MessageReader<AssetEvent<Image>>,
+    faces: Query<(Entity, &FacePortrait)>,
+    mut commands: Commands,
+) {
+    let modified: Vec<AssetId<Image>> = image_events
+        .read()
+        .filter_map(|e| match e {
+            AssetEvent::Modified { id } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    if modified.is_empty() {
+        return;
+    }
+    for (entity, portrait) in &faces {
+        if modified.contains(&portrait.image.id()) {
+            commands.entity(entity).insert(NeedsRegistration);
+        }
+    }
+}
+
+fn new_face_image(size: u32) -> Image {
+    Image::new_fill(
+        Extent3d {
+            width: size,
+            height: size,
+            depth_or_array_layers: 1,
+        },
+        TextureDimension::D2,
+        &[0, 0, 0, 0],
+        TextureFormat::Rgba8UnormSrgb,
+        // Main and render world: the frame bytes are moved in each update; the GPU texture
+        // is written in place (same descriptor), never re-created.
+        RenderAssetUsages::default(),
+    )
+}
+
+/// Converts a Bevy image to the renderers' portrait (RGBA8, optional crop).
+fn portrait_from_image(image: &Image, crop: Option<[u32; 4]>) -> Result<Portrait, String> {
+    let rgba = match image.texture_descriptor.format {
+        TextureFormat::Rgba8UnormSrgb | TextureFormat::Rgba8Unorm => image.clone(),
+        other => image
+            .convert(TextureFormat::Rgba8UnormSrgb)
+            .ok_or_else(|| format!("portrait texture format {other:?} cannot be converted"))?,
+    };
+    let (w, h) = (rgba.width(), rgba.height());
+    let data = rgba.data.ok_or("portrait image has no CPU-side pixels")?;
+    let portrait = Portrait::from_rgba(w, h, data).map_err(|e| e.to_string())?;
+    match crop {
+        None => Ok(portrait),
+        Some([x, y, cw, ch]) => portrait.crop(x, y, cw, ch).ok_or_else(|| {
+            format!("crop [{x}, {y}, {cw}, {ch}] is outside the {w}x{h} portrait")
+        }),
+    }
+}
+
+/// What registering a portrait needs besides the faces.
+#[derive(SystemParam)]
+pub(crate) struct PortraitIo<'w> {
+    images: ResMut<'w, Assets<Image>>,
+    asset_server: Res<'w, AssetServer>,
+    settings: Res<'w, EdTalkSettings>,
+    worker: ResMut<'w, WorkerRes>,
+    errors: MessageWriter<'w, EdTalkError>,
+}
+
+type PortraitFace = (
+    Entity,
+    &'static FacePortrait,
+    &'static mut TalkingFace,
+    &'static mut FaceRuntime,
+    Option<&'static mut Sprite>,
+);
+
+/// Registers new or changed portraits with the worker and gives each face its texture.
+pub(crate) fn register_portraits(
+    mut faces: Query<PortraitFace, With<NeedsRegistration>>,
+    mut io: PortraitIo,
+    mut commands: Commands,
+) {
+    let size = io
+        .worker
+        .worker
+        .as_ref()
+        .map_or(io.settings.face_resolution.clamp(32, 1024), |w| w.resolution());
+    for (entity, portrait, mut face, mut rt, sprite) in &mut faces {
+        if face.image == Handle::default() {
+            face.image = io.images.add(new_face_image(size));
+        }
+        if let Some(mut sprite) = sprite
+            && sprite.image != face.image
+        {
+            sprite.image = face.image.clone();
+        }
+        let id = portrait.image.id();
+        let Some(image) = io.images.get(id) else {
+            if let LoadState::Failed(e) = io.asset_server.load_state(id) {
+                commands.entity(entity).remove::<NeedsRegistration>();
+                if !rt.reported_missing {
+                    rt.reported_missing = true;
+                    rt.registration = Registration::Failed;
+                    report(
+                        &mut io.errors,
+                        Some(entity),
+                        EdTalkErrorKind::Portrait,
+                        format!("portrait did not load: {e}"),
+                    );
+                }
+            }
+            continue;
+        };
+        let portrait_px = match portrait_from_image(image, portrait.crop) {
+            Ok(p) => p,
+            Err(e) => {
+                commands.entity(entity).remove::<NeedsRegistration>();
+                rt.registration = Registration::Failed;
+                report(
+                    &mut io.errors,
+                    Some(entity),
+                    EdTalkErrorKind::Portrait,
+                    format!("bad portrait: {e}"),
+                );
+                continue;
+            }
+        };
+        // Show the still portrait until the first rendered frame arrives.
+        let still = portrait_px.fit_square(size);
+        if let Some(mut img) = io.images.get_mut(&face.image) {
+            img.data = Some(still.into_rgba());
+        }
+        let Some(w) = io.worker.worker.as_ref() else {
+            commands.entity(entity).remove::<NeedsRegistration>();
+            continue;
+        };
+        let key = identity_of(entity);
+        match w.set_identity(key, Arc::new(portrait_px), portrait.rig.clone()) {
+            Ok(()) => {
+                commands.entity(entity).remove::<NeedsRegistration>();
+                rt.registered = Some(id);
+                rt.registration = Registration::Pending;
+                io.worker.faces.insert(key, entity);
+            }
+            // The worker's queue is full: try again next frame.
+            Err(e) => report(
+                &mut io.errors,
+                Some(entity),
+                EdTalkErrorKind::Worker,
+                e.to_string(),
+            ),
+        }
+    }
+}

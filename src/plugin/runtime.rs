@@ -1,0 +1,134 @@
+//! The plugin's runtime state: the inference worker resource and each face's bookkeeping.
+//! Components and systems both use these; nothing here depends on them.
+//!
+//! Per face, a monotonic *frame key* counts 25 fps frames on the face's clock: game time
+//! while idle, the sound's playback position while a line plays. Frames are requested a
+//! little ahead of the key (`prebuffer`), rendered on the worker and shown when the key
+//! reaches them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use bevy::prelude::*;
+use bevy::tasks::Task;
+
+use super::audio::Playback;
+use super::messages::{EdTalkError, EdTalkErrorKind, Speak};
+use super::speech::PreparedLine;
+use crate::model::audio2lip::Audio2Lip;
+use crate::motion::{Easing, MotionFrame, ResolvedExpression};
+use crate::render::{FaceFrame, IdentityId};
+use crate::worker::Worker;
+
+/// The inference worker, if it could be started.
+#[derive(Resource, Default)]
+pub(crate) struct WorkerRes {
+    pub(crate) worker: Option<Worker>,
+    /// Audio2Lip, when its checkpoint loaded: mouth coefficients for the neural renderer.
+    pub(crate) audio2lip: Option<Arc<Audio2Lip>>,
+    /// Which entity each registered identity belongs to.
+    pub(crate) faces: HashMap<IdentityId, Entity>,
+    /// Game time and rendered-frame count at the start of the inference-fps window.
+    pub(crate) fps_window: (f64, u64),
+}
+
+/// Where a face's portrait is with the worker.
+#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Registration {
+    /// Not sent yet (image loading, or no worker).
+    #[default]
+    None,
+    /// Sent; the worker is preparing the identity.
+    Pending,
+    /// The worker renders this face.
+    Ready,
+    /// The portrait was rejected (reported); the still image stays up.
+    Failed,
+}
+
+/// One emotion-script key, resolved when its line started.
+pub(crate) struct ScriptKey {
+    /// Seconds from the line's start.
+    pub(crate) time: f32,
+    pub(crate) target: ResolvedExpression,
+    pub(crate) blend: f32,
+    pub(crate) easing: Easing,
+    /// The key's emotion mix as text, shown by [`super::EmotionState::label`].
+    pub(crate) label: String,
+}
+
+/// A script's keys resolved when its line started, applied as the line plays.
+pub(crate) type ResolvedKeys = Vec<ScriptKey>;
+
+/// A line that is playing on a face.
+pub(crate) struct ActiveLine {
+    pub(crate) playback: Playback,
+    pub(crate) motion: Arc<Vec<MotionFrame>>,
+    pub(crate) own_pose: bool,
+    /// Frame key of the line's first frame.
+    pub(crate) base_key: i64,
+    pub(crate) tag: String,
+    /// The emotion script's keys, resolved against the game's emotion library.
+    pub(crate) script: Option<ResolvedKeys>,
+    pub(crate) next_script_key: usize,
+}
+
+/// A [`Speak`] waiting for its assets and its preparation task.
+pub(crate) struct PendingLine {
+    pub(crate) request: Speak,
+    pub(crate) task: Option<Task<Result<PreparedLine, String>>>,
+}
+
+/// Per-face bookkeeping (internal; added with [`super::FacePortrait`]).
+#[derive(Component, Default)]
+pub struct FaceRuntime {
+    pub(crate) registration: Registration,
+    /// The portrait image registered last; `None` forces (re-)registration.
+    pub(crate) registered: Option<AssetId<Image>>,
+    pub(crate) reported_missing: bool,
+    pub(crate) line: Option<ActiveLine>,
+    pub(crate) pending: Option<PendingLine>,
+    pub(crate) key: i64,
+    pub(crate) epoch: u32,
+    pub(crate) invalid_after: i64,
+    pub(crate) requested_upto: i64,
+    pub(crate) outstanding: BTreeSet<i64>,
+    pub(crate) buffer: BTreeMap<i64, (u32, FaceFrame)>,
+    pub(crate) shown: Option<i64>,
+    pub(crate) last_motion: Option<MotionFrame>,
+}
+
+impl FaceRuntime {
+    /// Frames after `after` are outdated: drop them and request them again.
+    pub(crate) fn invalidate(&mut self, after: i64) {
+        self.epoch = self.epoch.wrapping_add(1);
+        self.invalid_after = after;
+        self.buffer.retain(|&k, _| k <= after);
+        self.outstanding.retain(|&k| k <= after);
+        self.requested_upto = self.requested_upto.min(after);
+        self.last_motion = None;
+    }
+}
+
+/// The worker's key for an entity's identity.
+pub(crate) fn identity_of(entity: Entity) -> IdentityId {
+    entity.to_bits()
+}
+
+/// Logs a problem and sends it as an [`EdTalkError`]; the game goes on.
+pub(crate) fn report(
+    errors: &mut MessageWriter<EdTalkError>,
+    entity: Option<Entity>,
+    kind: EdTalkErrorKind,
+    message: String,
+) {
+    match entity {
+        Some(e) => warn!("bevy_edtalk: {e}: {message}"),
+        None => warn!("bevy_edtalk: {message}"),
+    }
+    errors.write(EdTalkError {
+        entity,
+        kind,
+        message,
+    });
+}

@@ -1,0 +1,453 @@
+//! Bad data in files and messages never takes the game down; one emotion engine for the
+//! plugin and the offline renderer; entity events. Headless, like plugin_headless.rs.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bevy::asset::RenderAssetUsages;
+use bevy::image::{CompressedImageFormats, ImageLoader, ImagePlugin};
+use bevy::prelude::*;
+use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
+use bevy::time::TimeUpdateStrategy;
+use bevy_edtalk::motion::{CustomEmotion, EXP_DIM, EmotionLibrary, EmotionMix, EmotionScript};
+use bevy_edtalk::prelude::*;
+use bevy_edtalk::plugin::{AudioOutput, EdTalkAudio};
+
+const DT: f64 = 0.04;
+
+fn app(assets_dir: &std::path::Path) -> App {
+    let mut app = App::new();
+    app.add_plugins((
+        MinimalPlugins,
+        AssetPlugin {
+            file_path: assets_dir.display().to_string(),
+            ..Default::default()
+        },
+        ImagePlugin::default(),
+        EdTalkPlugin {
+            settings: EdTalkSettings {
+                backend: BackendChoice::Procedural,
+                inference_threads: 1,
+                prebuffer: 0.08,
+                idle_motion: false,
+                audio: AudioOutput::Mock {
+                    sample_rate: 1000,
+                    buffer: 10,
+                },
+                ..Default::default()
+            },
+        },
+    ))
+    .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_secs_f64(
+        DT,
+    )))
+    .register_asset_loader(ImageLoader::new(CompressedImageFormats::empty()));
+    app.finish();
+    app.cleanup();
+    app
+}
+
+fn step(app: &mut App) {
+    app.world_mut()
+        .non_send_mut::<EdTalkAudio>()
+        .advance_mock(DT);
+    app.update();
+    std::thread::sleep(Duration::from_millis(5));
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("edtalk-hard-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn grey_image() -> Image {
+    Image::new_fill(
+        Extent3d {
+            width: 64,
+            height: 64,
+            depth_or_array_layers: 1,
+        },
+        TextureDimension::D2,
+        &[150, 120, 100, 255],
+        TextureFormat::Rgba8UnormSrgb,
+        RenderAssetUsages::default(),
+    )
+}
+
+fn spawn_face(app: &mut App) -> Entity {
+    let handle = app
+        .world_mut()
+        .resource_mut::<Assets<Image>>()
+        .add(grey_image());
+    app.world_mut()
+        .spawn((FacePortrait::new(handle), Sprite::default()))
+        .id()
+}
+
+fn errors(app: &mut App) -> Vec<EdTalkError> {
+    app.world_mut()
+        .resource_mut::<Messages<EdTalkError>>()
+        .drain()
+        .collect()
+}
+
+/// 1.2 s of a voiced tone at 16 kHz.
+fn tone_line() -> VoiceLine {
+    let samples: Vec<f32> = (0..19_200)
+        .map(|i| 0.3 * (std::f32::consts::TAU * 160.0 * i as f32 / 16_000.0).sin())
+        .collect();
+    VoiceLine {
+        samples: samples.into(),
+        sample_rate: 16_000,
+    }
+}
+
+fn write_character(dir: &std::path::Path, name: &str, extra: &str) {
+    let portraits = dir.join("portraits");
+    std::fs::create_dir_all(&portraits).unwrap();
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/portraits/ada.png");
+    std::fs::copy(src, portraits.join("ada.png")).unwrap();
+    std::fs::write(
+        dir.join(format!("{name}.character.ron")),
+        format!("(\n    name: \"{name}\",\n    portrait: \"portraits/ada.png\",\n{extra})\n"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_non_finite_default_emotion_is_a_load_error_with_its_position() {
+    let dir = tempdir("inf");
+    write_character(
+        &dir,
+        "poisoned",
+        "    default_emotion: Some((emotion: \"happy\", intensity: inf)),\n",
+    );
+    write_character(
+        &dir,
+        "nan",
+        "    default_emotion: Some((emotion: \"sad\", intensity: NaN)),\n",
+    );
+    let mut app = app(&dir);
+    let server = app.world().resource::<AssetServer>().clone();
+    for name in ["poisoned", "nan"] {
+        app.world_mut()
+            .spawn((Character(server.load(format!("{name}.character.ron"))), Sprite::default()));
+    }
+    let good = spawn_face(&mut app);
+    let mut all = Vec::new();
+    for _ in 0..40 {
+        step(&mut app);
+        all.extend(errors(&mut app));
+    }
+    for name in ["poisoned", "nan"] {
+        let e = all
+            .iter()
+            .find(|e| e.message.contains(&format!("{name}.character.ron:4:")))
+            .unwrap_or_else(|| panic!("no positioned error for {name}: {all:?}"));
+        assert_eq!(e.kind, EdTalkErrorKind::Character);
+        assert!(e.message.contains("finite"), "{}", e.message);
+    }
+    // The game goes on: the good face has its texture.
+    let image = app.world().get::<TalkingFace>(good).unwrap().image.clone();
+    assert!(app.world().resource::<Assets<Image>>().get(&image).is_some());
+}
+
+#[test]
+fn non_finite_intensities_in_messages_and_components_are_reported_not_panics() {
+    let dir = tempdir("nan-msg");
+    let mut app = app(&dir);
+    let face = spawn_face(&mut app);
+    for _ in 0..5 {
+        step(&mut app);
+    }
+    let before = app.world().get::<EmotionState>(face).unwrap().label().to_string();
+    app.world_mut()
+        .write_message(SetEmotion::with_intensity(face, Emotion::Happy, f32::NAN));
+    app.world_mut()
+        .write_message(SetEmotion::named(face, "no-such-emotion", 1.0));
+    app.world_mut().write_message(SetEmotion::mix(
+        face,
+        EmotionMix {
+            weights: vec![("sad".into(), f32::INFINITY)],
+            intensity: 1.0,
+        },
+    ));
+    let other = spawn_face(&mut app);
+    app.world_mut()
+        .entity_mut(other)
+        .insert(EmotionState::emotion(Emotion::Angry, f32::INFINITY));
+    let mut all = Vec::new();
+    for _ in 0..5 {
+        step(&mut app);
+        all.extend(errors(&mut app));
+    }
+    let emotion_errors: Vec<&EdTalkError> = all
+        .iter()
+        .filter(|e| e.kind == EdTalkErrorKind::Emotion)
+        .collect();
+    assert_eq!(emotion_errors.len(), 4, "{all:?}");
+    assert!(emotion_errors.iter().any(|e| e.entity == Some(other)));
+    assert!(
+        emotion_errors
+            .iter()
+            .any(|e| e.message.contains("no-such-emotion")),
+        "{all:?}"
+    );
+    // The faces keep their expressions and still take good requests.
+    assert_eq!(app.world().get::<EmotionState>(face).unwrap().label(), before);
+    app.world_mut()
+        .write_message(SetEmotion::new(face, Emotion::Sad).over(0.0));
+    step(&mut app);
+    assert!(
+        app.world()
+            .get::<EmotionState>(face)
+            .unwrap()
+            .label()
+            .starts_with("sad")
+    );
+    assert!(errors(&mut app).is_empty());
+}
+
+/// Plays `script` on a face through the plugin and returns, per face frame of the line,
+/// the expression weights the plugin's emotion state gives.
+fn plugin_expressions(
+    app: &mut App,
+    face: Entity,
+    script: Handle<bevy_edtalk::plugin::EmotionScriptAsset>,
+    frames: usize,
+) -> Vec<(usize, [f32; EXP_DIM])> {
+    let line = app
+        .world_mut()
+        .resource_mut::<Assets<VoiceLine>>()
+        .add(tone_line());
+    app.world_mut()
+        .write_message(Speak::new(face, line).with_script(script));
+    let mut base_key = None;
+    let mut out = Vec::new();
+    for _ in 0..frames + 40 {
+        step(app);
+        let world = app.world_mut();
+        if world
+            .resource_mut::<Messages<SpeechStarted>>()
+            .drain()
+            .any(|m| m.entity == face)
+        {
+            // The line's first frame is the key after the one on screen when it started.
+            let clock = world.get::<TalkingFace>(face).unwrap().clock;
+            base_key = Some((clock * 25.0).round() as i64 + 1);
+        }
+        let Some(base) = base_key else {
+            continue;
+        };
+        let face_ref = world.get::<TalkingFace>(face).unwrap();
+        if face_ref.line_position.is_none() {
+            continue;
+        }
+        let key = (face_ref.clock * 25.0).round() as i64;
+        let state = world.get::<EmotionState>(face).unwrap();
+        let (exp, _) = state.sample(key as f64 / 25.0);
+        if let (Ok(i), Some(exp)) = (usize::try_from(key - base), exp)
+            && i < frames
+        {
+            out.push((i, exp));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_script_eases_the_same_in_the_plugin_as_in_edtalk_render() {
+    let dir = tempdir("ease");
+    // Every easing, with transitions long enough to be sampled mid-way.
+    let text = r#"(keys: [
+        (time: 0.0, emotion: "neutral", blend: 0.0),
+        (time: 0.1, emotion: "happy", intensity: 0.9, blend: 0.3, easing: EaseIn),
+        (time: 0.45, mix: [("sad", 0.6), ("fear", 0.4)], blend: 0.25, easing: EaseInOut),
+        (time: 0.75, emotion: "surprised", blend: 0.3, easing: Linear),
+    ])"#;
+    std::fs::write(dir.join("line.emotion.ron"), text).unwrap();
+    let mut app = app(&dir);
+    let face = spawn_face(&mut app);
+    app.world_mut()
+        .entity_mut(face)
+        .insert(EmotionState::emotion(Emotion::Neutral, 1.0));
+    for _ in 0..5 {
+        step(&mut app);
+    }
+    let script = app
+        .world()
+        .resource::<AssetServer>()
+        .load("line.emotion.ron");
+    let got = plugin_expressions(&mut app, face, script, 28);
+    // `edtalk render --script` samples the script with the motion module's player.
+    let offline = EmotionScript::parse(text, "line.emotion.ron")
+        .unwrap()
+        .sample_frames(&EmotionLibrary::new(), 25.0, 28)
+        .unwrap();
+    assert!(got.len() >= 20, "only {} frames compared", got.len());
+    let mut mid_transition = 0;
+    for (i, exp) in &got {
+        let want = offline[*i].exp;
+        let diff = exp
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(diff < 1e-4, "frame {i}: plugin {exp:?} vs render {want:?}");
+        let settled = offline
+            .get(i.saturating_sub(1))
+            .is_some_and(|p| p.exp == want);
+        if !settled {
+            mid_transition += 1;
+        }
+    }
+    assert!(mid_transition >= 8, "only {mid_transition} frames mid-transition");
+}
+
+#[test]
+fn a_script_naming_a_custom_emotion_plays_when_the_game_defines_it() {
+    let dir = tempdir("custom");
+    std::fs::write(
+        dir.join("smug.emotion.ron"),
+        r#"(keys: [(time: 0.0, emotion: "smug", blend: 0.0)])"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("typo.emotion.ron"),
+        r#"(keys: [(time: 0.0, emotion: "smgu", blend: 0.0)])"#,
+    )
+    .unwrap();
+    let mut app = app(&dir);
+    let smug = [0.3; EXP_DIM];
+    app.world_mut()
+        .resource_mut::<Emotions>()
+        .0
+        .insert(CustomEmotion {
+            name: "smug".into(),
+            exp: smug,
+            look: None,
+        });
+    let face = spawn_face(&mut app);
+    for _ in 0..5 {
+        step(&mut app);
+    }
+    let server = app.world().resource::<AssetServer>().clone();
+    let got = plugin_expressions(&mut app, face, server.load("smug.emotion.ron"), 10);
+    assert!(!got.is_empty(), "errors: {:?}", errors(&mut app));
+    for (_, exp) in &got {
+        assert_eq!(exp, &smug);
+    }
+    assert!(errors(&mut app).is_empty());
+    // A name the library lacks is reported when the line starts; the line still plays.
+    let line = app
+        .world_mut()
+        .resource_mut::<Assets<VoiceLine>>()
+        .add(tone_line());
+    app.world_mut()
+        .write_message(Speak::new(face, line).with_script(server.load("typo.emotion.ron")));
+    let mut all = Vec::new();
+    let mut started = false;
+    for _ in 0..20 {
+        step(&mut app);
+        all.extend(errors(&mut app));
+        started |= app
+            .world_mut()
+            .resource_mut::<Messages<SpeechStarted>>()
+            .drain()
+            .count()
+            > 0;
+    }
+    assert!(started);
+    let e = all
+        .iter()
+        .find(|e| e.kind == EdTalkErrorKind::Script)
+        .unwrap_or_else(|| panic!("{all:?}"));
+    assert!(e.message.contains("smgu") && e.message.contains("typo.emotion.ron"), "{e:?}");
+}
+
+#[test]
+fn speech_events_are_triggered_on_the_speaking_face() {
+    let dir = tempdir("events");
+    let mut app = app(&dir);
+    let a = spawn_face(&mut app);
+    let b = spawn_face(&mut app);
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = seen.clone();
+    app.world_mut()
+        .entity_mut(a)
+        .observe(move |ev: On<SpeechStarted>| {
+            log.lock().unwrap().push(format!("started {}", ev.tag));
+        });
+    let log = seen.clone();
+    app.world_mut()
+        .entity_mut(a)
+        .observe(move |ev: On<SpeechFinished>| {
+            log.lock().unwrap().push(format!("finished {} {}", ev.tag, ev.completed));
+        });
+    for _ in 0..5 {
+        step(&mut app);
+    }
+    for (face, tag) in [(a, "mine"), (b, "other")] {
+        let line = app
+            .world_mut()
+            .resource_mut::<Assets<VoiceLine>>()
+            .add(tone_line());
+        app.world_mut()
+            .write_message(Speak::new(face, line).with_tag(tag));
+    }
+    for _ in 0..50 {
+        step(&mut app);
+    }
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec!["started mine".to_string(), "finished mine true".to_string()]
+    );
+}
+
+#[test]
+fn despawning_a_face_mid_line_and_a_bad_crop_are_harmless() {
+    let dir = tempdir("despawn");
+    let mut app = app(&dir);
+    let face = spawn_face(&mut app);
+    let handle = app
+        .world_mut()
+        .resource_mut::<Assets<Image>>()
+        .add(grey_image());
+    let cropped = app
+        .world_mut()
+        .spawn((
+            FacePortrait {
+                crop: Some([60, 60, u32::MAX, 10]),
+                ..FacePortrait::new(handle)
+            },
+            Sprite::default(),
+        ))
+        .id();
+    let mut all = Vec::new();
+    for _ in 0..5 {
+        step(&mut app);
+        all.extend(errors(&mut app));
+    }
+    let line = app
+        .world_mut()
+        .resource_mut::<Assets<VoiceLine>>()
+        .add(tone_line());
+    app.world_mut().write_message(Speak::new(face, line));
+    for _ in 0..8 {
+        step(&mut app);
+        all.extend(errors(&mut app));
+    }
+    app.world_mut().entity_mut(face).despawn();
+    for _ in 0..10 {
+        step(&mut app);
+        all.extend(errors(&mut app));
+    }
+    let crop_error = all
+        .iter()
+        .find(|e| e.entity == Some(cropped))
+        .unwrap_or_else(|| panic!("{all:?}"));
+    assert_eq!(crop_error.kind, EdTalkErrorKind::Portrait);
+    assert!(crop_error.message.contains("crop"), "{crop_error:?}");
+}
