@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::neural::{BenchError, NormalStream, OFFICIAL_CHANNELS, set_threads};
 use super::{BenchOptions, emit};
-use crate::model::layers::cpu_conv::{self, Act, Epilogue, TapWeight};
+use crate::model::cpu::direct_conv::{self as cpu_conv, Act, Epilogue, TapWeight};
 
 fn random(rng: &mut NormalStream, shape: &[usize], scale: f32) -> Result<Tensor, BenchError> {
     let n = shape.iter().product();
@@ -107,7 +107,7 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<serde_json::Value>, BenchError> {
         .map(|i| -1.0 + 2.0 * i as f32 / (side - 1) as f32)
         .collect();
     let ms = best_ms(reps, || {
-        Ok(crate::model::warp_blend::warp_blend_cpu(&feat, &x, &flow, &lin, &lin)?.0)
+        Ok(crate::model::cpu::warp::warp_blend_cpu(&feat, &x, &flow, &lin, &lin)?.0)
     })?;
     figures.push(emit(json!({
         "bench": "warp_blend",

@@ -5,13 +5,13 @@
 //!
 //! BatchNorm is folded into the convolution at load: `w' = w * g / sqrt(var + eps)`,
 //! `b' = (b - mean) * g / sqrt(var + eps) + beta`, so a block is one convolution.
-//! On the CPU (f32) a block is one fused kernel call (`layers::cpu_conv`: conv, bias,
+//! On the CPU (f32) a block is one fused kernel call (`cpu::direct_conv`: conv, bias,
 //! residual, ReLU, any stride pair). Elsewhere candle's conv2d runs it; it takes one stride
 //! for both axes, so a (3, 1) or (3, 2) stride runs at the strides' common divisor (1) and
 //! keeps every 3rd row / 2nd column.
 
 use crate::audio::{MEL_BANDS, MEL_WINDOW};
-use crate::model::layers::cpu_conv::{self, Act, Epilogue, TapWeight};
+use crate::model::cpu::direct_conv::{self as cpu_conv, Act, Epilogue, TapWeight};
 use crate::motion::LIP_DIM;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;

@@ -13,7 +13,7 @@
 use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
-use crate::model::send_ptr::SendPtr;
+use crate::model::cpu::send_ptr::SendPtr;
 
 /// Samples `input` (N×C×H×W) at the normalised positions of `grid` (N×Ho×Wo×2, x then y,
 /// both in [-1, 1]; outside is zero), bilinearly, with `align_corners = false`.

@@ -3,7 +3,7 @@
 
 use candle_core::Tensor;
 
-use super::cpu_conv::{self, Act, Epilogue, TapWeight};
+use crate::model::cpu::direct_conv::{self as cpu_conv, Act, Epilogue, TapWeight};
 use super::im2col;
 use super::upfirdn::Fir;
 use crate::model::error::ModelResult;
@@ -51,7 +51,7 @@ impl FusedLeakyRelu {
 }
 
 /// A conv weight in the layout its device's kernels take: per-tap matrices for the f32 CPU
-/// kernels ([`cpu_conv`]), a flattened GEMM matrix for the tensor-op path ([`im2col`]).
+/// kernels ([`cpu_conv`](crate::model::cpu::direct_conv)), a flattened GEMM matrix for the tensor-op path ([`im2col`]).
 #[derive(Clone, Debug)]
 pub enum ConvWeight {
     /// `(k*k, O, C)` for the CPU kernels.

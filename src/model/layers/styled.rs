@@ -10,13 +10,13 @@
 use candle_core::Tensor;
 
 use super::conv::{ConvUse, ConvWeight, EqualConv2d, FusedLeakyRelu};
-use super::cpu_conv::{self, Act, Epilogue};
+use crate::model::cpu::direct_conv::{self as cpu_conv, Act, Epilogue};
 use super::im2col;
 use super::linear::EqualLinear;
 use super::upfirdn::Fir;
 use crate::model::error::{ModelError, ModelResult};
 use crate::model::grid_sample::grid_sample;
-use crate::model::warp_blend::warp_blend_cpu;
+use crate::model::cpu::warp::warp_blend_cpu;
 use crate::model::weights::Weights;
 
 /// `ModulatedConv2d` (no downsampling: EDTalk's decoder never downsamples).

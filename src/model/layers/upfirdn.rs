@@ -161,7 +161,7 @@ impl CustomOp1 for FirCpu {
         out.par_chunks_mut(ho * wo)
             .zip(data.par_chunks(h * w))
             .for_each(|(o, x)| {
-                crate::model::simd::dispatch(
+                crate::model::cpu::simd::dispatch(
                     #[inline(always)]
                     || {
                         let mut tmp = vec![0f32; h * wo];

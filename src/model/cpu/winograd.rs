@@ -16,10 +16,10 @@
 use candle_core::{DType, Tensor};
 use rayon::prelude::*;
 
-use super::cpu_conv::{EpiData, gemm_rows, with_scratch};
+use super::direct_conv::{EpiData, gemm_rows, with_scratch};
 use crate::model::error::{ModelError, ModelResult};
-use crate::model::send_ptr::SendPtr;
-use crate::model::simd;
+use super::send_ptr::SendPtr;
+use super::simd;
 
 /// Transform points per tile (4x4).
 const POINTS: usize = 16;
@@ -334,7 +334,7 @@ fn output_transform(
                         *dv = epi.act.apply(v * scale + bias + rv);
                     }
                 }
-                None => super::cpu_conv::epi_run(dst, src, scale, bias, epi.act),
+                None => super::direct_conv::epi_run(dst, src, scale, bias, epi.act),
             }
         }
         j0 += n;

@@ -9,8 +9,8 @@
 use candle_core::{CpuStorage, Result, Tensor, bail};
 
 use crate::model::grid_sample::{BLOCK, Taps, for_blocks};
-use crate::model::send_ptr::SendPtr;
-use crate::model::simd::{Isa, isa};
+use super::send_ptr::SendPtr;
+use super::simd::{Isa, isa};
 
 /// The taps of one block of output pixels, structure-of-arrays so that vector lanes load
 /// them directly. Weights of corners outside the map are 0 and those corners are masked

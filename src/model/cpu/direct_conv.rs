@@ -20,8 +20,8 @@ use rayon::prelude::*;
 
 use super::winograd;
 use crate::model::error::{ModelError, ModelResult};
-use crate::model::send_ptr::SendPtr;
-use crate::model::simd;
+use super::send_ptr::SendPtr;
+use super::simd;
 
 /// Activation applied by the epilogue.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
