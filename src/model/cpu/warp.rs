@@ -8,7 +8,7 @@
 
 use candle_core::{CpuStorage, Result, Tensor, bail};
 
-use crate::model::grid_sample::{BLOCK, Taps, for_blocks};
+use super::grid_sample::{BLOCK, Taps, for_blocks};
 use super::send_ptr::SendPtr;
 use super::simd::{Isa, isa};
 
@@ -208,7 +208,7 @@ unsafe fn warp_channel(isa: Isa, t: &BlockTaps, ch: &Channel) {
 /// (`lin_x` per column, `lin_y` per row, as `ToFlow` builds it) plus `tanh(offset)`. Returns
 /// `warped = grid_sample(feat) * sigmoid(mask)` and `blended = warped + x * (1 - mask)`,
 /// with the same arithmetic as the tensor-op sequence, without its intermediate tensors.
-pub fn warp_blend_cpu(
+pub fn warp_blend(
     feat: &Tensor,
     x: &Tensor,
     flow: &Tensor,
@@ -218,7 +218,7 @@ pub fn warp_blend_cpu(
     warp_blend_with(isa(), feat, x, flow, (lin_x, lin_y))
 }
 
-/// [`warp_blend_cpu`] with a given kernel (tests compare them).
+/// [`warp_blend`] with a given kernel (tests compare them).
 fn warp_blend_with(
     isa: Isa,
     feat: &Tensor,

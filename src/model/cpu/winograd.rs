@@ -16,10 +16,12 @@
 use candle_core::{DType, Tensor};
 use rayon::prelude::*;
 
-use super::direct_conv::{EpiData, gemm_rows, with_scratch};
-use crate::model::error::{ModelError, ModelResult};
+use super::epilogue::EpiData;
+use super::gemm::gemm_rows;
+use super::scratch::with_scratch;
 use super::send_ptr::SendPtr;
 use super::simd;
+use crate::model::error::{ModelError, ModelResult};
 
 /// Transform points per tile (4x4).
 const POINTS: usize = 16;
@@ -299,8 +301,8 @@ fn output_transform(
     epi: &EpiData,
     out: SendPtr<f32>,
 ) {
-    let scale = epi.scale.as_ref().map_or(1.0, |v| v[run.b * d.o + o]);
-    let bias = epi.bias.as_ref().map_or(0.0, |v| v[o]);
+    let scale = epi.scale(run.b, o);
+    let bias = epi.bias(o);
     let plane_base = (run.b * d.o + o) * d.h * d.w;
     let mut j0 = 0;
     while j0 < run.len {
@@ -327,15 +329,7 @@ fn output_transform(
             // SAFETY: `base..base + width` lies in output plane (b, o), row `yy`, columns
             // `x0..x0 + width <= W`; no other block writes this channel's tiles.
             let dst = unsafe { std::slice::from_raw_parts_mut(out.get().add(base), width) };
-            let src = &yi[..width];
-            match epi.residual {
-                Some(res) => {
-                    for ((dv, &v), &rv) in dst.iter_mut().zip(src).zip(&res[base..base + width]) {
-                        *dv = epi.act.apply(v * scale + bias + rv);
-                    }
-                }
-                None => super::direct_conv::epi_run(dst, src, scale, bias, epi.act),
-            }
+            epi.write(dst, &yi[..width], scale, bias, base);
         }
         j0 += n;
     }
