@@ -237,14 +237,18 @@ fn write_tile(
             let base = (s.b * o_ch + o) * grid.plane + s.off;
             let src = &a[s.q..s.q + s.len];
             if grid.step == 1 {
-                // SAFETY: `base..base + len` is inside the output (the grid maps kept
-                // columns into it) and no other tile maps a column to the same elements.
+                // SAFETY: `out` is the output buffer (B * O * plane floats), which outlives
+                // `run_tiles`. The grid maps this segment's kept columns to
+                // `base..base + len` inside plane (b, o) of it, and the columns and output
+                // channels of a tile are its own, so no other tile writes (or reads) these
+                // elements while this slice lives.
                 let dst = unsafe { std::slice::from_raw_parts_mut(out.get().add(base), s.len) };
                 epi.write(dst, src, scale, bias, base);
             } else {
                 for (t, &v) in src.iter().enumerate() {
                     let idx = base + t * grid.step;
-                    // SAFETY: as above, one element.
+                    // SAFETY: as for the slice above: element `idx` of a kept column lies in
+                    // plane (b, o) of the live output buffer and belongs to this tile alone.
                     unsafe { *out.get().add(idx) = epi.value(v, scale, bias, idx) };
                 }
             }
@@ -323,7 +327,8 @@ fn run_tiles(
                         let (rhs, rhs_rs) = match src {
                             Source::Shifted { p, ld } => {
                                 debug_assert!((c - 1) * ld + offset + n0 + cols <= p.len());
-                                // SAFETY: `pack` left `slack >= offset` zeros after each channel row.
+                                // SAFETY: `n0 < ncols <= B * hp * wp` and `offset <= slack`,
+                                // so `offset + n0 < ld <= p.len()`: the pointer stays in `p`.
                                 (unsafe { p.as_ptr().add(offset + n0) }, *ld)
                             }
                             Source::Gather {
@@ -355,8 +360,12 @@ fn run_tiles(
                                 (gathered.as_ptr(), cols)
                             }
                         };
-                        // SAFETY: lhs is the `(rows, C)` block of tap `tap` inside `w` (`(taps, O, C)`),
-                        // rhs a `(C, cols)` block with row stride `rhs_rs` (checked above), dst `acc`.
+                        // SAFETY: lhs is the `(rows, C)` block of tap `tap`, rows `o0..o0 + rows`,
+                        // inside `w` (`(taps, O, C)`); rhs a `(C, cols)` block with row stride
+                        // `rhs_rs`, inside `p` (`pack`'s slack covers the last row's shift, see the
+                        // debug_assert) or `gathered` (`C * cols` floats); dst `acc`, `rows * cols`
+                        // floats of this thread's scratch, which overlaps neither `w`, `p` nor
+                        // `gathered` (the other half of the scratch).
                         unsafe {
                             gemm_rows(
                                 (rows, cols, c),

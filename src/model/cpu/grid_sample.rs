@@ -8,7 +8,7 @@ use super::send_ptr::SendPtr;
 
 /// Samples `input` `(N, C, H, W)` at `grid` `(N, Ho, Wo, 2)`, both on the CPU, `input` f32
 /// or f64 (the grid is converted to its dtype). Shapes are checked by the caller.
-pub fn grid_sample(input: &Tensor, grid: &Tensor) -> Result<Tensor> {
+pub(crate) fn grid_sample(input: &Tensor, grid: &Tensor) -> Result<Tensor> {
     if !input.device().is_cpu() || !grid.device().is_cpu() {
         bail!("grid_sample_cpu: input and grid must be on the CPU")
     }
@@ -113,8 +113,10 @@ macro_rules! sample_impl {
                 for ch in 0..c {
                     let index = batch * c + ch;
                     let src = &x[index * plane..(index + 1) * plane];
-                    // SAFETY: this block alone writes pixels p0..p0+len of its batch's
-                    // planes, and `out` outlives the loop.
+                    // SAFETY: `index * out_hw + p0 + len <= n * c * out_hw`, the length of
+                    // `out`, which outlives the parallel loop; this block alone writes pixels
+                    // p0..p0+len of its batch's planes (blocks split the pixels, this loop the
+                    // channels), so no other job touches this slice.
                     let d = unsafe {
                         std::slice::from_raw_parts_mut(dst.get().add(index * out_hw + p0), len)
                     };

@@ -17,9 +17,9 @@
 //!   layout ([`TapWeight`]) when the kernels take it, and a layer holding a `TapWeight`
 //!   then always runs [`conv2d`] / [`conv_transpose3x3_s2`] (a model's weights and its
 //!   activations share device and dtype);
-//! * the `*_or` entry points at run time ([`bias_act_or`], [`fir_or`], [`warp_blend_or`],
-//!   [`grid_sample_or`]): the kernel when the rule allows, else the layer's own tensor-op
-//!   path, passed in as a closure.
+//! * the `*_or` entry points at run time ([`bias_act_or`], [`warp_blend_or`], and inside
+//!   the crate `fir_or` and `grid_sample_or`): the kernel when the rule allows, else the
+//!   layer's own tensor-op path, passed in as a closure.
 //!
 //! Both paths compute the same values in the same order where the parity tests need it
 //! (see each kernel).
@@ -48,7 +48,7 @@ use crate::model::error::ModelResult;
 
 /// Whether the kernels run on `t`: an f32 tensor on the CPU. Every choice between them and
 /// candle's tensor ops goes through here (`grid_sample`'s kernel also takes f64, see
-/// [`grid_sample_or`]).
+/// `grid_sample_or`).
 pub fn enabled_for(t: &Tensor) -> bool {
     t.device().is_cpu() && t.dtype() == DType::F32
 }
