@@ -33,10 +33,13 @@ pub fn retain_freed_memory() -> bool {
         // glibc's <malloc.h> parameter numbers.
         const M_TRIM_THRESHOLD: i32 = -1;
         const M_MMAP_THRESHOLD: i32 = -3;
+        // SAFETY: the declaration matches glibc's `int mallopt(int param, int value)`.
         unsafe extern "C" {
             fn mallopt(param: i32, value: i32) -> i32;
         }
-        // SAFETY: mallopt takes the arena lock itself and only changes tuning parameters.
+        // SAFETY: `mallopt` is declared with glibc's signature (above); it takes the arena
+        // lock itself, so calling it from any thread is fine, and it only changes tuning
+        // parameters (no memory is freed or moved).
         unsafe {
             mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
                 && mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1

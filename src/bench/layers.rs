@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::neural::{BenchError, NormalStream, OFFICIAL_CHANNELS, set_threads};
 use super::{BenchOptions, emit};
-use crate::model::layers::cpu_conv::{self, Act, Epilogue, TapWeight};
+use crate::model::cpu::{self, Act, Epilogue, TapWeight};
 
 fn random(rng: &mut NormalStream, shape: &[usize], scale: f32) -> Result<Tensor, BenchError> {
     let n = shape.iter().product();
@@ -59,7 +59,7 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<serde_json::Value>, BenchError> {
             ..Default::default()
         };
         let (direct, wino) = (TapWeight::new(&w)?, TapWeight::winograd(&w)?);
-        let conv = |tw: &TapWeight| cpu_conv::conv2d(&x, tw, (1, 1), 1, Some(&style), &epi);
+        let conv = |tw: &TapWeight| cpu::conv2d(&x, tw, (1, 1), 1, Some(&style), &epi);
         let direct_ms = best_ms(reps, || Ok(conv(&direct)?))?;
         let winograd_ms = best_ms(reps, || Ok(conv(&wino)?))?;
         let gflop = 2.0 * (c * c * 9 * side * side) as f64 / 1e9;
@@ -80,7 +80,7 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<serde_json::Value>, BenchError> {
         let su = random(&mut rng, &[1, cin], 1.0)?;
         let tu = TapWeight::new(&wu)?;
         let up_ms = best_ms(reps, || {
-            Ok(cpu_conv::conv_transpose3x3_s2(
+            Ok(cpu::conv_transpose3x3_s2(
                 &xu,
                 &tu,
                 Some(&su),
@@ -106,9 +106,10 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<serde_json::Value>, BenchError> {
     let lin: Vec<f32> = (0..side)
         .map(|i| -1.0 + 2.0 * i as f32 / (side - 1) as f32)
         .collect();
-    let ms = best_ms(reps, || {
-        Ok(crate::model::warp_blend::warp_blend_cpu(&feat, &x, &flow, &lin, &lin)?.0)
-    })?;
+    let ms = best_ms(
+        reps,
+        || Ok(cpu::warp_blend(&feat, &x, &flow, &lin, &lin)?.0),
+    )?;
     figures.push(emit(json!({
         "bench": "warp_blend",
         "threads": opts.threads,

@@ -5,13 +5,13 @@
 //!
 //! BatchNorm is folded into the convolution at load: `w' = w * g / sqrt(var + eps)`,
 //! `b' = (b - mean) * g / sqrt(var + eps) + beta`, so a block is one convolution.
-//! On the CPU (f32) a block is one fused kernel call (`layers::cpu_conv`: conv, bias,
+//! On the CPU (f32) a block is one fused kernel call ([`cpu`]: conv, bias,
 //! residual, ReLU, any stride pair). Elsewhere candle's conv2d runs it; it takes one stride
 //! for both axes, so a (3, 1) or (3, 2) stride runs at the strides' common divisor (1) and
 //! keeps every 3rd row / 2nd column.
 
 use crate::audio::{MEL_BANDS, MEL_WINDOW};
-use crate::model::layers::cpu_conv::{self, Act, Epilogue, TapWeight};
+use crate::model::cpu::{self, Act, Epilogue, TapWeight};
 use crate::motion::LIP_DIM;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
@@ -108,19 +108,11 @@ impl ConvBlock {
             name: format!("{prefix}.1 (BatchNorm fold)"),
             source,
         })?;
-        let taps = if cpu_conv::supports(&weight) {
-            let prepared = if stride == (1, 1) && padding == 1 {
-                TapWeight::same(&weight)
-            } else {
-                TapWeight::new(&weight)
-            };
-            Some(prepared.map_err(|e| Audio2LipError::Tensor {
-                name: format!("{prefix}.0.weight"),
-                source: candle_core::Error::Msg(e.to_string()),
-            })?)
-        } else {
-            None
-        };
+        let same = stride == (1, 1) && padding == 1;
+        let taps = cpu::tap_weight(&weight, same).map_err(|e| Audio2LipError::Tensor {
+            name: format!("{prefix}.0.weight"),
+            source: candle_core::Error::Msg(e.to_string()),
+        })?;
         Ok(Self {
             weight,
             taps,
@@ -134,16 +126,14 @@ impl ConvBlock {
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        if let Some(taps) = &self.taps
-            && cpu_conv::supports(x)
-        {
+        if let Some(taps) = &self.taps {
             let epi = Epilogue {
                 bias: Some(&self.bias),
                 residual: self.residual.then_some(x),
                 act: Act::Relu,
                 ..Default::default()
             };
-            return cpu_conv::conv2d(x, taps, self.stride, self.padding, None, &epi)
+            return cpu::conv2d(x, taps, self.stride, self.padding, None, &epi)
                 .map_err(|e| candle_core::Error::Msg(e.to_string()));
         }
         let (sr, sc) = self.stride;

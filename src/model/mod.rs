@@ -2,11 +2,9 @@
 //! checkpoint loading. Plain Rust, no Bevy types.
 
 pub mod checkpoint;
+pub mod cpu;
 pub mod grid_sample;
 pub mod qr;
-mod send_ptr;
-mod simd;
-pub mod warp_blend;
 
 pub mod encoder;
 pub mod error;

@@ -3,9 +3,9 @@
 
 use candle_core::Tensor;
 
-use super::cpu_conv::{self, Act, Epilogue, TapWeight};
 use super::im2col;
 use super::upfirdn::Fir;
+use crate::model::cpu::{self, Act, Epilogue, TapWeight};
 use crate::model::error::ModelResult;
 use crate::model::weights::Weights;
 
@@ -43,15 +43,15 @@ impl FusedLeakyRelu {
 
     /// Applies bias and activation to an NCHW tensor.
     pub fn forward(&self, x: &Tensor) -> ModelResult<Tensor> {
-        if cpu_conv::supports(x) {
-            return cpu_conv::bias_act(x, &self.bias, Act::ScaledLrelu);
-        }
-        scaled_lrelu(&x.broadcast_add(&self.bias)?)
+        cpu::bias_act_or(x, &self.bias, Act::ScaledLrelu, || {
+            scaled_lrelu(&x.broadcast_add(&self.bias)?)
+        })
     }
 }
 
 /// A conv weight in the layout its device's kernels take: per-tap matrices for the f32 CPU
-/// kernels ([`cpu_conv`]), a flattened GEMM matrix for the tensor-op path ([`im2col`]).
+/// kernels ([`cpu`]), a flattened GEMM matrix for the tensor-op path ([`im2col`]).
+/// [`cpu::tap_weight`] picks which when the weight is made.
 #[derive(Clone, Debug)]
 pub enum ConvWeight {
     /// `(k*k, O, C)` for the CPU kernels.
@@ -86,12 +86,13 @@ impl ConvUse {
 impl ConvWeight {
     /// `w` `(O, C, k, k)`, scaled, on the compute device and dtype, laid out for `usage`.
     pub fn new(w: &Tensor, usage: ConvUse) -> ModelResult<Self> {
-        Ok(match usage {
-            _ if cpu_conv::supports(w) && usage == ConvUse::Same => Self::Taps(TapWeight::same(w)?),
-            _ if cpu_conv::supports(w) => Self::Taps(TapWeight::new(w)?),
-            ConvUse::Transposed => Self::Flat(im2col::transpose_weight(w)?),
-            _ => Self::Flat(im2col::flatten_weight(w)?),
-        })
+        if let Some(taps) = cpu::tap_weight(w, usage == ConvUse::Same)? {
+            return Ok(Self::Taps(taps));
+        }
+        Ok(Self::Flat(match usage {
+            ConvUse::Transposed => im2col::transpose_weight(w)?,
+            _ => im2col::flatten_weight(w)?,
+        }))
     }
 
     /// `conv2d` with input scale and epilogue; the tensor path applies them as ops.
@@ -105,14 +106,7 @@ impl ConvWeight {
         epi: &Epilogue,
     ) -> ModelResult<Tensor> {
         match self {
-            Self::Taps(t) if cpu_conv::supports(x) => {
-                cpu_conv::conv2d(x, t, (stride, stride), pad, in_scale, epi)
-            }
-            Self::Taps(_) => Err(crate::model::error::ModelError::Layout(format!(
-                "a CPU f32 convolution got a {:?} tensor on {:?}",
-                x.dtype(),
-                x.device()
-            ))),
+            Self::Taps(t) => cpu::conv2d(x, t, (stride, stride), pad, in_scale, epi),
             Self::Flat(w) => {
                 let (b, c, _, _) = x.dims4()?;
                 let x = match in_scale {

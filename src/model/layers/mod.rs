@@ -1,13 +1,11 @@
 //! Building blocks of EDTalk, named after the official modules (and the checkpoint keys).
 
 pub mod conv;
-pub mod cpu_conv;
 pub mod eem;
 pub mod im2col;
 pub mod linear;
 pub mod styled;
 pub mod upfirdn;
-pub mod winograd;
 
 pub use conv::{Conv2d, ConvLayer, ConvUse, ConvWeight, EqualConv2d, FusedLeakyRelu};
 pub use eem::{Adain, Eem};

@@ -10,13 +10,12 @@
 use candle_core::Tensor;
 
 use super::conv::{ConvUse, ConvWeight, EqualConv2d, FusedLeakyRelu};
-use super::cpu_conv::{self, Act, Epilogue};
 use super::im2col;
 use super::linear::EqualLinear;
 use super::upfirdn::Fir;
+use crate::model::cpu::{self, Act, Epilogue};
 use crate::model::error::{ModelError, ModelResult};
 use crate::model::grid_sample::grid_sample;
-use crate::model::warp_blend::warp_blend_cpu;
 use crate::model::weights::Weights;
 
 /// `ModulatedConv2d` (no downsampling: EDTalk's decoder never downsamples).
@@ -115,8 +114,8 @@ impl ModulatedConv2d {
             ..Default::default()
         };
         match (&self.weight, &self.up_blur) {
-            (ConvWeight::Taps(t), Some(fir)) if cpu_conv::supports(x) => {
-                let y = cpu_conv::conv_transpose3x3_s2(x, t, Some(style), demod.as_ref())?;
+            (ConvWeight::Taps(t), Some(fir)) => {
+                let y = cpu::conv_transpose3x3_s2(x, t, Some(style), demod.as_ref())?;
                 let y = fir.forward(&y)?;
                 finish(y, bias_act, bias)
             }
@@ -143,14 +142,7 @@ impl ModulatedConv2d {
                     finish(y, bias_act, bias)
                 }
             }
-            (w, Some(fir)) => {
-                let ConvWeight::Flat(w) = w else {
-                    return Err(ModelError::Layout(format!(
-                        "a CPU f32 convolution got a {:?} tensor on {:?}",
-                        x.dtype(),
-                        x.device()
-                    )));
-                };
+            (ConvWeight::Flat(w), Some(fir)) => {
                 let xm = x.broadcast_mul(&style.reshape((b, c, 1, 1))?)?;
                 let y = im2col::conv_transpose3x3_s2(&xm, w)?;
                 let y = super::conv::epilogue_ops(y, &epi)?;
@@ -302,22 +294,17 @@ impl ToFlow {
         if let Some(s) = skip {
             out = (out + self.upsample.forward(s)?)?;
         }
-        if cpu_conv::supports(x) && cpu_conv::supports(feat) && cpu_conv::supports(&out) {
-            let (lin_x, lin_y) = identity_axes(h, w);
-            let (warped, blended) = warp_blend_cpu(feat, x, &out, &lin_x, &lin_y)?;
-            return Ok(FlowOutput {
-                warped,
-                blended,
-                flow: out,
-            });
-        }
-        let offset = out.narrow(1, 0, 2)?.tanh()?;
-        let mask = candle_nn::ops::sigmoid(&out.narrow(1, 2, 1)?)?;
-        let base = identity_grid(h, w, x)?;
-        let grid = offset.permute((0, 2, 3, 1))?.broadcast_add(&base)?;
-        let warped = grid_sample(feat, &grid)?.broadcast_mul(&mask)?;
-        let keep = mask.affine(-1.0, 1.0)?;
-        let blended = (&warped + x.broadcast_mul(&keep)?)?;
+        let (lin_x, lin_y) = identity_axes(h, w);
+        let (warped, blended) = cpu::warp_blend_or(feat, x, &out, (&lin_x, &lin_y), || {
+            let offset = out.narrow(1, 0, 2)?.tanh()?;
+            let mask = candle_nn::ops::sigmoid(&out.narrow(1, 2, 1)?)?;
+            let base = identity_grid(h, w, x)?;
+            let grid = offset.permute((0, 2, 3, 1))?.broadcast_add(&base)?;
+            let warped = grid_sample(feat, &grid)?.broadcast_mul(&mask)?;
+            let keep = mask.affine(-1.0, 1.0)?;
+            let blended = (&warped + x.broadcast_mul(&keep)?)?;
+            Ok((warped, blended))
+        })?;
         Ok(FlowOutput {
             warped,
             blended,
@@ -411,11 +398,11 @@ mod tests {
         let blended =
             (&warped + x.broadcast_mul(&mask.affine(-1.0, 1.0).unwrap()).unwrap()).unwrap();
         let (lin_x, lin_y) = identity_axes(h, w);
-        let (fw, fb) = warp_blend_cpu(&feat, &x, &flow, &lin_x, &lin_y).unwrap();
+        let (fw, fb) = cpu::warp_blend(&feat, &x, &flow, &lin_x, &lin_y).unwrap();
         assert!(max_abs_diff(&fw, &warped) < 1e-6);
         assert!(max_abs_diff(&fb, &blended) < 1e-6);
         // Mismatched shapes are errors.
         let small = Tensor::zeros((b, c, h - 1, w), DType::F32, &dev).unwrap();
-        assert!(warp_blend_cpu(&small, &x, &flow, &lin_x, &lin_y).is_err());
+        assert!(cpu::warp_blend(&small, &x, &flow, &lin_x, &lin_y).is_err());
     }
 }

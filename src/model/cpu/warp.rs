@@ -8,9 +8,9 @@
 
 use candle_core::{CpuStorage, Result, Tensor, bail};
 
-use crate::model::grid_sample::{BLOCK, Taps, for_blocks};
-use crate::model::send_ptr::SendPtr;
-use crate::model::simd::{Isa, isa};
+use super::grid_sample::{BLOCK, Taps, for_blocks};
+use super::send_ptr::SendPtr;
+use super::simd::{Isa, isa};
 
 /// The taps of one block of output pixels, structure-of-arrays so that vector lanes load
 /// them directly. Weights of corners outside the map are 0 and those corners are masked
@@ -93,7 +93,8 @@ unsafe fn warp_scalar(t: &BlockTaps, ch: &Channel, from: usize) {
         }
         let m = t.mask[i];
         let v = acc * m;
-        // SAFETY: i < t.len (the caller's contract).
+        // SAFETY: `i < t.len`, and the caller guarantees that both output pointers are
+        // valid for `t.len` writes.
         unsafe {
             ch.warped.add(i).write(v);
             ch.blended.add(i).write(v + ch.xs[i] * (1.0 - m));
@@ -114,8 +115,10 @@ unsafe fn warp_avx512(t: &BlockTaps, ch: &Channel) {
     let one = _mm512_set1_ps(1.0);
     let mut i = 0;
     while i + 16 <= t.len {
-        // SAFETY: i + 16 <= t.len <= BLOCK bounds every load and store; gathered lanes are
-        // inside corners, which lie in `src` (the caller's contract).
+        // SAFETY: the CPU has AVX-512F (the caller's contract). `i + 16 <= t.len <= BLOCK`
+        // bounds every load from `t`'s arrays and `ch.xs` and every store through the
+        // output pointers (valid for `t.len` writes, the caller's contract); the gathers
+        // read only lanes whose corner is inside, and inside corners lie in `ch.src`.
         unsafe {
             let nw = _mm512_loadu_si512(t.nw.as_ptr().add(i).cast());
             let bits = _mm512_cvtepu8_epi32(_mm_loadu_si128(t.inside.as_ptr().add(i).cast()));
@@ -139,7 +142,7 @@ unsafe fn warp_avx512(t: &BlockTaps, ch: &Channel) {
         }
         i += 16;
     }
-    // SAFETY: forwarded contract.
+    // SAFETY: this function's contract includes `warp_scalar`'s, and `i <= t.len`.
     unsafe { warp_scalar(t, ch, i) }
 }
 
@@ -156,7 +159,10 @@ unsafe fn warp_avx2(t: &BlockTaps, ch: &Channel) {
     let one = _mm256_set1_ps(1.0);
     let mut i = 0;
     while i + 8 <= t.len {
-        // SAFETY: as in `warp_avx512`, with 8 lanes.
+        // SAFETY: the CPU has AVX2 (the caller's contract). `i + 8 <= t.len <= BLOCK`
+        // bounds every load from `t`'s arrays and `ch.xs` and every store through the
+        // output pointers (valid for `t.len` writes, the caller's contract); the gathers
+        // read only lanes whose corner is inside, and inside corners lie in `ch.src`.
         unsafe {
             let nw = _mm256_loadu_si256(t.nw.as_ptr().add(i).cast());
             let bits = _mm256_cvtepu8_epi32(_mm_loadl_epi64(t.inside.as_ptr().add(i).cast()));
@@ -182,7 +188,7 @@ unsafe fn warp_avx2(t: &BlockTaps, ch: &Channel) {
         }
         i += 8;
     }
-    // SAFETY: forwarded contract.
+    // SAFETY: this function's contract includes `warp_scalar`'s, and `i <= t.len`.
     unsafe { warp_scalar(t, ch, i) }
 }
 
@@ -191,7 +197,8 @@ unsafe fn warp_avx2(t: &BlockTaps, ch: &Channel) {
 /// # Safety
 /// As [`warp_scalar`]; `isa` must be supported by the CPU.
 unsafe fn warp_channel(isa: Isa, t: &BlockTaps, ch: &Channel) {
-    // SAFETY: forwarded contract.
+    // SAFETY: the caller guarantees `warp_scalar`'s contract, which every kernel shares,
+    // and that the CPU supports `isa`, all the AVX kernels need on top.
     unsafe {
         match isa {
             #[cfg(target_arch = "x86_64")]
@@ -208,7 +215,7 @@ unsafe fn warp_channel(isa: Isa, t: &BlockTaps, ch: &Channel) {
 /// (`lin_x` per column, `lin_y` per row, as `ToFlow` builds it) plus `tanh(offset)`. Returns
 /// `warped = grid_sample(feat) * sigmoid(mask)` and `blended = warped + x * (1 - mask)`,
 /// with the same arithmetic as the tensor-op sequence, without its intermediate tensors.
-pub fn warp_blend_cpu(
+pub fn warp_blend(
     feat: &Tensor,
     x: &Tensor,
     flow: &Tensor,
@@ -218,7 +225,7 @@ pub fn warp_blend_cpu(
     warp_blend_with(isa(), feat, x, flow, (lin_x, lin_y))
 }
 
-/// [`warp_blend_cpu`] with a given kernel (tests compare them).
+/// [`warp_blend`] with a given kernel (tests compare them).
 fn warp_blend_with(
     isa: Isa,
     feat: &Tensor,
@@ -266,23 +273,29 @@ fn warp_blend_with(
             for ch in 0..c {
                 let index = batch * c + ch;
                 let at = index * plane + p0;
+                // SAFETY: `at + len <= total`, the capacity of both outputs, so both
+                // pointers stay inside their allocations.
+                let (warped, blended) = unsafe { (wp.get().add(at), bp.get().add(at)) };
                 let channel = Channel {
                     src: &fd[index * plane..(index + 1) * plane],
                     w,
                     xs: &xd[at..at + len],
-                    // SAFETY (of the writes through these): this block alone writes pixels
-                    // p0..p0+len of its batch's planes of both outputs, whose capacity
-                    // covers them.
-                    warped: unsafe { wp.get().add(at) },
-                    blended: unsafe { bp.get().add(at) },
+                    warped,
+                    blended,
                 };
-                // SAFETY: see above; inside corners lie in the plane (`Taps::new`), and
-                // `isa` came from the CPU's features.
+                // SAFETY: both output pointers are valid for `len` writes (see above), and
+                // this block alone writes pixels p0..p0+len of plane `index` of each output
+                // (blocks split the pixels, this loop the channels); `xs` holds `len`
+                // values; `Taps::new` marks a corner inside only when it lies in the
+                // `h x w` plane `src`; `isa` is the CPU's own (`isa()`) or one a test
+                // checked it has.
                 unsafe { warp_channel(isa, &taps, &channel) };
             }
         });
     }
-    // SAFETY: the blocks above wrote all n*c*plane values of both buffers.
+    // SAFETY: `total` is within both capacities, and every value below it was written:
+    // `for_blocks` covers pixels 0..plane of every batch and each block writes all `c`
+    // channels of both outputs (nothing when `plane` is 0, and then `total` is 0).
     unsafe {
         warped.set_len(total);
         blended.set_len(total);

@@ -77,8 +77,11 @@ pub(crate) fn dispatch<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
         match level() {
-            // SAFETY: the CPU supports the features these functions are compiled for.
+            // SAFETY: `level()` is 3 only when the CPU reported AVX-512F, the one feature
+            // `run_avx512` is compiled for.
             3 => unsafe { run_avx512(f) },
+            // SAFETY: `level()` is 2 only when the CPU reported AVX2 and FMA, the features
+            // `run_avx2` is compiled for.
             2 => unsafe { run_avx2(f) },
             _ => f(),
         }

@@ -16,10 +16,12 @@
 use candle_core::{DType, Tensor};
 use rayon::prelude::*;
 
-use super::cpu_conv::{EpiData, gemm_rows, with_scratch};
+use super::epilogue::EpiData;
+use super::gemm::gemm_rows;
+use super::scratch::with_scratch;
+use super::send_ptr::SendPtr;
+use super::simd;
 use crate::model::error::{ModelError, ModelResult};
-use crate::model::send_ptr::SendPtr;
-use crate::model::simd;
 
 /// Transform points per tile (4x4).
 const POINTS: usize = 16;
@@ -299,8 +301,8 @@ fn output_transform(
     epi: &EpiData,
     out: SendPtr<f32>,
 ) {
-    let scale = epi.scale.as_ref().map_or(1.0, |v| v[run.b * d.o + o]);
-    let bias = epi.bias.as_ref().map_or(0.0, |v| v[o]);
+    let scale = epi.scale(run.b, o);
+    let bias = epi.bias(o);
     let plane_base = (run.b * d.o + o) * d.h * d.w;
     let mut j0 = 0;
     while j0 < run.len {
@@ -324,18 +326,12 @@ fn output_transform(
                 break;
             }
             let base = plane_base + yy * d.w + x0;
-            // SAFETY: `base..base + width` lies in output plane (b, o), row `yy`, columns
-            // `x0..x0 + width <= W`; no other block writes this channel's tiles.
+            // SAFETY: `out` is the `(B, O, H, W)` output, which outlives `conv3x3`'s parallel
+            // loop; `base..base + width` lies in its plane (b, o), row `yy < H`, columns
+            // `x0..x0 + width <= W`, and these tiles of channel `o` are this block's alone, so
+            // no other block writes (or reads) them while the slice lives.
             let dst = unsafe { std::slice::from_raw_parts_mut(out.get().add(base), width) };
-            let src = &yi[..width];
-            match epi.residual {
-                Some(res) => {
-                    for ((dv, &v), &rv) in dst.iter_mut().zip(src).zip(&res[base..base + width]) {
-                        *dv = epi.act.apply(v * scale + bias + rv);
-                    }
-                }
-                None => super::cpu_conv::epi_run(dst, src, scale, bias, epi.act),
-            }
+            epi.write(dst, &yi[..width], scale, bias, base);
         }
         j0 += n;
     }
@@ -409,9 +405,11 @@ pub(super) fn conv3x3(
                     while o0 < g1 {
                         let rows = max_rows.min(g1 - o0);
                         for pt in 0..POINTS {
-                            // SAFETY: lhs is rows `o0..o0 + rows` of `U_pt` (`(O, C)` inside `u`), rhs
-                            // `V_pt` `(C, cols)`, dst the `(rows, cols)` block `pt` of `m` (which holds
-                            // 16 such blocks), only written (not accumulating).
+                            // SAFETY: lhs is rows `o0..o0 + rows` of `U_pt` (`(O, C)` inside `u`, which
+                            // holds 16 of them), rhs `V_pt` `(C, cols)` inside `v` (`16 * C * cols`
+                            // floats), dst the `(rows, cols)` block `pt` of `m` (`16 * rows * cols`
+                            // floats at least); `v` and `m` are the two halves of the scratch
+                            // (`split_at_mut`) and `u` is the weight, so dst overlaps neither input.
                             unsafe {
                                 gemm_rows(
                                     (rows, cols, c),

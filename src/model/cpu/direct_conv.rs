@@ -1,4 +1,6 @@
-//! Fast f32 CPU convolutions: the hot path of the decoder, the encoder and Audio2Lip.
+//! Direct f32 CPU convolutions (shifted-tap GEMMs), the hot path of the decoder, the
+//! encoder and Audio2Lip, and [`TapWeight`], the weight layout of every CPU convolution
+//! (stride-1 3x3 convs with a Winograd weight go to `winograd` from [`conv2d`]).
 //!
 //! A convolution is a sum over kernel taps of `W_tap (O x C) @ X_tap (C x N)`. For stride 1
 //! the input is packed once, zero-padded (and scaled per channel: the style of a modulated
@@ -14,52 +16,17 @@
 //! demodulation, then bias, residual and activation) is applied as the tile is written, so
 //! the whole layer touches the big activations twice (pack, write-out).
 
-use candle_core::{CpuStorage, DType, Layout, Storage, Tensor};
-use gemm::Parallelism;
+use candle_core::{DType, Tensor};
 use rayon::prelude::*;
 
+use super::data::{cpu_f32, small_vec};
+use super::epilogue::{EpiData, Epilogue};
+use super::gemm::gemm_rows;
+use super::scratch::with_scratch;
+use super::send_ptr::SendPtr;
+use super::simd;
 use super::winograd;
 use crate::model::error::{ModelError, ModelResult};
-use crate::model::send_ptr::SendPtr;
-use crate::model::simd;
-
-/// Activation applied by the epilogue.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Act {
-    /// Identity.
-    #[default]
-    None,
-    /// `max(x, 0)`.
-    Relu,
-    /// `leaky_relu(x, 0.2) * sqrt(2)`, as StyleGAN's `FusedLeakyReLU`.
-    ScaledLrelu,
-}
-
-impl Act {
-    #[inline(always)]
-    pub(super) fn apply(self, v: f32) -> f32 {
-        match self {
-            Act::None => v,
-            Act::Relu => v.max(0.0),
-            // Same rounding steps as the tensor path: (x * 0.2) * sqrt(2).
-            Act::ScaledLrelu => v.max(v * 0.2) * std::f32::consts::SQRT_2,
-        }
-    }
-}
-
-/// What happens to each accumulated output value:
-/// `act(acc * out_scale[b, o] + bias[o] + residual[b, o, y, x])`.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Epilogue<'a> {
-    /// `(B, O)` per-sample output-channel scale (the demodulation).
-    pub out_scale: Option<&'a Tensor>,
-    /// `O` values (any shape).
-    pub bias: Option<&'a Tensor>,
-    /// A tensor of the output's shape added before the activation.
-    pub residual: Option<&'a Tensor>,
-    /// The activation.
-    pub act: Act,
-}
 
 /// Input channels from which a stride-1 3x3 conv runs as Winograd F(2x2, 3x3). Its 16
 /// GEMMs have depth C and its transforms cost a fixed amount per channel and tile, so it
@@ -69,9 +36,8 @@ pub struct Epilogue<'a> {
 pub const WINOGRAD_MIN_CHANNELS: usize = 256;
 
 /// A convolution weight in the layout of these kernels: per kernel tap, `(k*k, O, C)`, or
-/// for a stride-1 "same" 3x3 conv the Winograd transform `(16, O, C)` (see [`winograd`]).
-///
-/// [`winograd`]: super::winograd
+/// for a stride-1 "same" 3x3 conv the Winograd transform `(16, O, C)` (see the `winograd`
+/// module).
 #[derive(Clone, Debug)]
 pub struct TapWeight {
     taps: Option<Tensor>,
@@ -151,35 +117,6 @@ impl TapWeight {
     pub fn kernel(&self) -> usize {
         self.k
     }
-}
-
-/// Whether a tensor can take these kernels (f32 on the CPU).
-pub fn supports(x: &Tensor) -> bool {
-    x.device().is_cpu() && x.dtype() == DType::F32
-}
-
-/// The data of a contiguous f32 CPU tensor.
-fn cpu_f32<'a>(storage: &'a Storage, layout: &Layout, what: &str) -> ModelResult<&'a [f32]> {
-    match (storage, layout.contiguous_offsets()) {
-        (Storage::Cpu(CpuStorage::F32(v)), Some((start, end))) => Ok(&v[start..end]),
-        _ => Err(ModelError::Layout(format!(
-            "{what}: the CPU kernels take a contiguous f32 CPU tensor"
-        ))),
-    }
-}
-
-/// A small tensor's values, checked against the expected count.
-fn small_vec(t: Option<&Tensor>, len: usize, what: &str) -> ModelResult<Option<Vec<f32>>> {
-    let Some(t) = t else { return Ok(None) };
-    let v = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-    if v.len() != len {
-        return Err(ModelError::InputShape {
-            what: what.into(),
-            expected: format!("{len} values"),
-            found: t.dims().to_vec(),
-        });
-    }
-    Ok(Some(v))
 }
 
 /// `x` `(B, C, H, W)` packed as `(C, B, hp, wp)` with `x` at `(top, left)`, zeros around,
@@ -276,18 +213,6 @@ impl Grid {
     }
 }
 
-/// The small per-layer values of an epilogue, resolved to slices.
-pub(super) struct EpiData<'a> {
-    /// `(B, O)` output scale.
-    pub(super) scale: Option<Vec<f32>>,
-    /// `O` biases.
-    pub(super) bias: Option<Vec<f32>>,
-    /// Added before the activation, output-shaped.
-    pub(super) residual: Option<&'a [f32]>,
-    pub(super) act: Act,
-    out_ch: usize,
-}
-
 /// Writes one finished tile: `acc` is `(rows, cols)` for output channels `o0..o0+rows`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
@@ -302,116 +227,33 @@ fn write_tile(
     acc: &[f32],
 ) {
     let segs = grid.segments(n0, cols);
+    let o_ch = epi.out_channels();
     for r in 0..rows {
         let o = o0 + r;
-        let bias = epi.bias.as_ref().map_or(0.0, |v| v[o]);
+        let bias = epi.bias(o);
         let a = &acc[r * cols..(r + 1) * cols];
         for s in &segs {
-            let scale = epi.scale.as_ref().map_or(1.0, |v| v[s.b * epi.out_ch + o]);
-            let base = (s.b * epi.out_ch + o) * grid.plane + s.off;
+            let scale = epi.scale(s.b, o);
+            let base = (s.b * o_ch + o) * grid.plane + s.off;
             let src = &a[s.q..s.q + s.len];
             if grid.step == 1 {
-                // SAFETY: `base..base + len` is inside the output (the grid maps kept
-                // columns into it) and no other tile maps a column to the same elements.
+                // SAFETY: `out` is the output buffer (B * O * plane floats), which outlives
+                // `run_tiles`. The grid maps this segment's kept columns to
+                // `base..base + len` inside plane (b, o) of it, and the columns and output
+                // channels of a tile are its own, so no other tile writes (or reads) these
+                // elements while this slice lives.
                 let dst = unsafe { std::slice::from_raw_parts_mut(out.get().add(base), s.len) };
-                match (epi.residual, epi.act) {
-                    (None, act) => epi_run(dst, src, scale, bias, act),
-                    (Some(res), act) => {
-                        for ((d, &v), &rv) in dst.iter_mut().zip(src).zip(&res[base..]) {
-                            *d = act.apply(v * scale + bias + rv);
-                        }
-                    }
-                }
+                epi.write(dst, src, scale, bias, base);
             } else {
                 for (t, &v) in src.iter().enumerate() {
                     let idx = base + t * grid.step;
-                    let mut v = v * scale + bias;
-                    if let Some(res) = epi.residual {
-                        v += res[idx];
-                    }
-                    // SAFETY: as above, one element.
-                    unsafe { *out.get().add(idx) = epi.act.apply(v) };
+                    // SAFETY: as for the slice above: element `idx` of a kept column lies in
+                    // plane (b, o) of the live output buffer and belongs to this tile alone.
+                    unsafe { *out.get().add(idx) = epi.value(v, scale, bias, idx) };
                 }
             }
         }
     }
-}
-
-/// `dst = act(src * scale + bias)`, one loop per activation so that each vectorises.
-#[inline(always)]
-pub(super) fn epi_run(dst: &mut [f32], src: &[f32], scale: f32, bias: f32, act: Act) {
-    match act {
-        Act::None => dst
-            .iter_mut()
-            .zip(src)
-            .for_each(|(d, &v)| *d = v * scale + bias),
-        Act::Relu => dst
-            .iter_mut()
-            .zip(src)
-            .for_each(|(d, &v)| *d = (v * scale + bias).max(0.0)),
-        Act::ScaledLrelu => dst
-            .iter_mut()
-            .zip(src)
-            .for_each(|(d, &v)| *d = Act::ScaledLrelu.apply(v * scale + bias)),
-    }
-}
-
-/// `dst (m x n) = lhs (m x k) @ rhs (k x n)`, or `+=` when `accumulate`, for row-major
-/// blocks with the given row strides, on the calling thread (the kernels parallelise over
-/// tiles themselves).
-///
-/// # Safety
-/// Each pointer must address a block of its shape and row stride, and `dst` must not
-/// overlap `lhs` or `rhs`.
-pub(super) unsafe fn gemm_rows(
-    (m, n, k): (usize, usize, usize),
-    (dst, dst_rs, accumulate): (*mut f32, usize, bool),
-    (lhs, lhs_rs): (*const f32, usize),
-    (rhs, rhs_rs): (*const f32, usize),
-) {
-    // SAFETY: as the caller guarantees; column strides are 1 (row-major).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst,
-            1,
-            dst_rs as isize,
-            accumulate,
-            lhs,
-            1,
-            lhs_rs as isize,
-            rhs,
-            1,
-            rhs_rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            Parallelism::None,
-        );
-    }
-}
-
-thread_local! {
-    /// Per-thread scratch for the kernels' tiles, kept between calls so that the big
-    /// per-tile buffers are neither zeroed nor page-faulted in again on every tile.
-    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Runs `f` on this thread's scratch buffer, at least `len` floats long. Its contents are
-/// whatever an earlier call left there: callers write before they read. Not re-entrant:
-/// `f` must not call it again (the kernels' GEMMs run single-threaded inside a tile).
-pub(super) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    SCRATCH.with(|cell| {
-        let mut buf = cell.borrow_mut();
-        if buf.len() < len {
-            buf.resize(len, 0.0);
-        }
-        f(&mut buf[..len])
-    })
 }
 
 /// Columns per tile: the accumulator and one tap's input block stay in L2.
@@ -485,7 +327,8 @@ fn run_tiles(
                         let (rhs, rhs_rs) = match src {
                             Source::Shifted { p, ld } => {
                                 debug_assert!((c - 1) * ld + offset + n0 + cols <= p.len());
-                                // SAFETY: `pack` left `slack >= offset` zeros after each channel row.
+                                // SAFETY: `n0 < ncols <= B * hp * wp` and `offset <= slack`,
+                                // so `offset + n0 < ld <= p.len()`: the pointer stays in `p`.
                                 (unsafe { p.as_ptr().add(offset + n0) }, *ld)
                             }
                             Source::Gather {
@@ -517,8 +360,12 @@ fn run_tiles(
                                 (gathered.as_ptr(), cols)
                             }
                         };
-                        // SAFETY: lhs is the `(rows, C)` block of tap `tap` inside `w` (`(taps, O, C)`),
-                        // rhs a `(C, cols)` block with row stride `rhs_rs` (checked above), dst `acc`.
+                        // SAFETY: lhs is the `(rows, C)` block of tap `tap`, rows `o0..o0 + rows`,
+                        // inside `w` (`(taps, O, C)`); rhs a `(C, cols)` block with row stride
+                        // `rhs_rs`, inside `p` (`pack`'s slack covers the last row's shift, see the
+                        // debug_assert) or `gathered` (`C * cols` floats); dst `acc`, `rows * cols`
+                        // floats of this thread's scratch, which overlaps neither `w`, `p` nor
+                        // `gathered` (the other half of the scratch).
                         unsafe {
                             gemm_rows(
                                 (rows, cols, c),
@@ -533,31 +380,6 @@ fn run_tiles(
             )
         });
     });
-}
-
-/// Resolves an epilogue's tensors. `residual` must have `out_len` elements.
-fn epi_data<'a>(
-    epi: &Epilogue,
-    residual: Option<&'a [f32]>,
-    (b, o): (usize, usize),
-    out_len: usize,
-) -> ModelResult<EpiData<'a>> {
-    if let Some(r) = residual
-        && r.len() != out_len
-    {
-        return Err(ModelError::InputShape {
-            what: "residual".into(),
-            expected: format!("{out_len} values"),
-            found: vec![r.len()],
-        });
-    }
-    Ok(EpiData {
-        scale: small_vec(epi.out_scale, b * o, "output scale")?,
-        bias: small_vec(epi.bias, o, "bias")?,
-        residual,
-        act: epi.act,
-        out_ch: o,
-    })
 }
 
 /// `conv2d(x, w, stride, padding=pad)` on `x` `(B, C, H, W)`, its input channels scaled by
@@ -590,7 +412,7 @@ pub fn conv2d(
         None => None,
     };
     let out_len = b * o * ho * wo;
-    let epi = epi_data(epi, res, (b, o), out_len)?;
+    let epi = EpiData::new(epi, res, (b, o), out_len)?;
     let (xs, xl) = x.storage_and_layout();
     let xd = cpu_f32(&xs, xl, "convolution input")?;
     let mut out = vec![0f32; out_len];
@@ -682,7 +504,7 @@ pub fn conv_transpose3x3_s2(
     }
     let scale = small_vec(in_scale, b * c, "input scale")?;
     let (oh, ow) = (2 * h + 2, 2 * wd + 2);
-    let epi = epi_data(
+    let epi = EpiData::new(
         &Epilogue {
             out_scale,
             ..Default::default()
@@ -739,50 +561,13 @@ pub fn conv_transpose3x3_s2(
     Ok(Tensor::from_vec(out, (b, o, oh, ow), x.device())?)
 }
 
-/// `act(x + bias[c])` on an NCHW tensor in one pass (`FusedLeakyReLU` and friends).
-pub fn bias_act(x: &Tensor, bias: &Tensor, act: Act) -> ModelResult<Tensor> {
-    let x = x.contiguous()?;
-    let (b, c, h, w) = x.dims4()?;
-    let bias = small_vec(Some(bias), c, "bias")?.unwrap_or_default();
-    let (xs, xl) = x.storage_and_layout();
-    let xd = cpu_f32(&xs, xl, "activation input")?;
-    let plane = h * w;
-    let mut out = vec![0f32; xd.len()];
-    if plane > 0 {
-        out.par_chunks_mut(plane)
-            .zip(xd.par_chunks(plane))
-            .enumerate()
-            .for_each(|(i, (dst, src))| {
-                simd::dispatch(
-                    #[inline(always)]
-                    || epi_run(dst, src, 1.0, bias[i % c], act),
-                )
-            });
-    }
-    drop(xs);
-    Ok(Tensor::from_vec(out, (b, c, h, w), x.device())?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::cpu::epilogue::Act;
     use crate::model::layers::im2col;
-    use crate::model::test_util::max_abs_diff;
+    use crate::model::test_util::{max_abs_diff, seeded_uniform as rand};
     use candle_core::Device;
-
-    fn rand(shape: &[usize], seed: u64) -> Tensor {
-        let n: usize = shape.iter().product();
-        let mut s = seed;
-        let v: Vec<f32> = (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
 
     #[test]
     fn conv2d_matches_candle_for_strides_padding_and_epilogue() {
@@ -924,15 +709,6 @@ mod tests {
             let d = max_abs_diff(&got, &want);
             assert!(d < 1e-4, "{:?}: max diff {d}", (b, c, o, h, w));
         }
-    }
-
-    #[test]
-    fn bias_act_matches_tensor_ops() {
-        let x = rand(&[2, 3, 5, 4], 11);
-        let bias = rand(&[1, 3, 1, 1], 12);
-        let want = x.broadcast_add(&bias).unwrap().relu().unwrap();
-        let got = bias_act(&x, &bias, Act::Relu).unwrap();
-        assert!(max_abs_diff(&got, &want) < 1e-7);
     }
 
     #[test]
