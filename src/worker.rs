@@ -111,11 +111,26 @@ pub struct WorkerStats {
     pub restarts: AtomicU64,
 }
 
+/// Where an identity's rendered crops go back into its whole portrait (see
+/// [`crate::face::paste_back`]): the worker pastes each frame before sending it, so the
+/// caller receives frames at the portrait's own resolution.
+#[derive(Clone, Debug)]
+pub struct PasteTarget {
+    /// The whole portrait.
+    pub original: Arc<Portrait>,
+    /// Portrait pixels -> 256-crop pixels (an [`crate::face::AlignedPortrait::transform`]).
+    pub transform: crate::face::SimilarityTransform,
+}
+
 enum Command {
     SetIdentity {
         id: IdentityId,
         portrait: Arc<Portrait>,
         rig: Option<FaceRig>,
+    },
+    SetPasteBack {
+        id: IdentityId,
+        target: Option<PasteTarget>,
     },
     RemoveIdentity(IdentityId),
     Render(Vec<FrameJob>),
@@ -153,6 +168,7 @@ impl Worker {
             playheads: playheads.clone(),
             stats: stats.clone(),
             identities: HashMap::new(),
+            paste: HashMap::new(),
         };
         let join = std::thread::Builder::new()
             .name("edtalk-inference".into())
@@ -203,6 +219,15 @@ impl Worker {
         rig: Option<FaceRig>,
     ) -> Result<(), WorkerError> {
         self.send(Command::SetIdentity { id, portrait, rig })
+    }
+
+    /// Frames of `id` are pasted back into a whole portrait (`None`: sent as rendered).
+    pub fn set_paste_back(
+        &self,
+        id: IdentityId,
+        target: Option<PasteTarget>,
+    ) -> Result<(), WorkerError> {
+        self.send(Command::SetPasteBack { id, target })
     }
 
     /// Forgets an identity.
@@ -269,6 +294,7 @@ struct WorkerThread {
     playheads: Arc<Mutex<HashMap<IdentityId, i64>>>,
     stats: Arc<WorkerStats>,
     identities: HashMap<IdentityId, (Arc<Portrait>, Option<FaceRig>)>,
+    paste: HashMap<IdentityId, PasteTarget>,
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -357,7 +383,16 @@ impl WorkerThread {
                     }
                 }
             }
+            Command::SetPasteBack { id, target } => match target {
+                Some(t) => {
+                    self.paste.insert(id, t);
+                }
+                None => {
+                    self.paste.remove(&id);
+                }
+            },
             Command::RemoveIdentity(id) => {
+                self.paste.remove(&id);
                 self.identities.remove(&id);
                 renderer.remove_identity(id);
             }
@@ -431,6 +466,10 @@ impl WorkerThread {
                         .rendered
                         .fetch_add(frames.len() as u64, Ordering::Relaxed);
                     for (job, frame) in chunk.iter().zip(frames) {
+                        let frame = match self.paste.get(&job.identity) {
+                            Some(t) => pasted(frame, t),
+                            None => frame,
+                        };
                         self.emit(WorkerEvent::Frame {
                             identity: job.identity,
                             index: job.index,
@@ -446,6 +485,26 @@ impl WorkerThread {
                 Err(p) => self.restart(renderer, panic_message(&*p)),
             }
         }
+    }
+}
+
+/// A rendered crop pasted back into its whole portrait (the frame as it is if its buffer
+/// is not a portrait, which a renderer never produces).
+fn pasted(frame: FaceFrame, target: &PasteTarget) -> FaceFrame {
+    match Portrait::from_rgba(frame.width, frame.height, frame.rgba) {
+        Ok(crop) => {
+            let out = crate::face::paste_back(&target.original, &crop, &target.transform);
+            FaceFrame {
+                width: out.width(),
+                height: out.height(),
+                rgba: out.into_rgba(),
+            }
+        }
+        Err(_) => FaceFrame {
+            width: 0,
+            height: 0,
+            rgba: Vec::new(),
+        },
     }
 }
 

@@ -10,8 +10,8 @@ use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
 use bevy::time::TimeUpdateStrategy;
 use bevy_edtalk::motion::{CustomEmotion, EXP_DIM, EmotionLibrary, EmotionMix, EmotionScript};
-use bevy_edtalk::prelude::*;
 use bevy_edtalk::plugin::{AudioOutput, EdTalkAudio};
+use bevy_edtalk::prelude::*;
 
 const DT: f64 = 0.04;
 
@@ -132,8 +132,10 @@ fn a_non_finite_default_emotion_is_a_load_error_with_its_position() {
     let mut app = app(&dir);
     let server = app.world().resource::<AssetServer>().clone();
     for name in ["poisoned", "nan"] {
-        app.world_mut()
-            .spawn((Character(server.load(format!("{name}.character.ron"))), Sprite::default()));
+        app.world_mut().spawn((
+            Character(server.load(format!("{name}.character.ron"))),
+            Sprite::default(),
+        ));
     }
     let good = spawn_face(&mut app);
     let mut all = Vec::new();
@@ -151,7 +153,12 @@ fn a_non_finite_default_emotion_is_a_load_error_with_its_position() {
     }
     // The game goes on: the good face has its texture.
     let image = app.world().get::<TalkingFace>(good).unwrap().image.clone();
-    assert!(app.world().resource::<Assets<Image>>().get(&image).is_some());
+    assert!(
+        app.world()
+            .resource::<Assets<Image>>()
+            .get(&image)
+            .is_some()
+    );
 }
 
 #[test]
@@ -162,7 +169,12 @@ fn non_finite_intensities_in_messages_and_components_are_reported_not_panics() {
     for _ in 0..5 {
         step(&mut app);
     }
-    let before = app.world().get::<EmotionState>(face).unwrap().label().to_string();
+    let before = app
+        .world()
+        .get::<EmotionState>(face)
+        .unwrap()
+        .label()
+        .to_string();
     app.world_mut()
         .write_message(SetEmotion::with_intensity(face, Emotion::Happy, f32::NAN));
     app.world_mut()
@@ -196,7 +208,10 @@ fn non_finite_intensities_in_messages_and_components_are_reported_not_panics() {
         "{all:?}"
     );
     // The faces keep their expressions and still take good requests.
-    assert_eq!(app.world().get::<EmotionState>(face).unwrap().label(), before);
+    assert_eq!(
+        app.world().get::<EmotionState>(face).unwrap().label(),
+        before
+    );
     app.world_mut()
         .write_message(SetEmotion::new(face, Emotion::Sad).over(0.0));
     step(&mut app);
@@ -303,7 +318,10 @@ fn a_script_eases_the_same_in_the_plugin_as_in_edtalk_render() {
             mid_transition += 1;
         }
     }
-    assert!(mid_transition >= 8, "only {mid_transition} frames mid-transition");
+    assert!(
+        mid_transition >= 8,
+        "only {mid_transition} frames mid-transition"
+    );
 }
 
 #[test]
@@ -364,7 +382,10 @@ fn a_script_naming_a_custom_emotion_plays_when_the_game_defines_it() {
         .iter()
         .find(|e| e.kind == EdTalkErrorKind::Script)
         .unwrap_or_else(|| panic!("{all:?}"));
-    assert!(e.message.contains("smgu") && e.message.contains("typo.emotion.ron"), "{e:?}");
+    assert!(
+        e.message.contains("smgu") && e.message.contains("typo.emotion.ron"),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -384,7 +405,9 @@ fn speech_events_are_triggered_on_the_speaking_face() {
     app.world_mut()
         .entity_mut(a)
         .observe(move |ev: On<SpeechFinished>| {
-            log.lock().unwrap().push(format!("finished {} {}", ev.tag, ev.completed));
+            log.lock()
+                .unwrap()
+                .push(format!("finished {} {}", ev.tag, ev.completed));
         });
     for _ in 0..5 {
         step(&mut app);

@@ -678,10 +678,7 @@ fn an_edited_character_file_is_applied_to_its_faces() {
     let before = face_pixels(&app, face);
     assert!(app.world().get::<IdleMotion>(face).is_none());
     assert_eq!(
-        app.world()
-            .get::<EmotionState>(face)
-            .unwrap()
-            .label(),
+        app.world().get::<EmotionState>(face).unwrap().label(),
         "own"
     );
 

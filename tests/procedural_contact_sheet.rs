@@ -189,7 +189,8 @@ fn contact_sheet() {
         };
         // Neutral controls reproduce the portrait exactly.
         assert_eq!(
-            closed.rgba, fitted.rgba(),
+            closed.rgba,
+            fitted.rgba(),
             "{}: neutral frame differs",
             m.name
         );

@@ -88,19 +88,16 @@ fn grayscale_and_alpha_portraits_are_accepted() {
 #[test]
 fn inconsistent_portrait_buffers_are_errors() {
     let mut r = ProceduralRenderer::new();
-    let bad = Portrait {
-        width: 10,
-        height: 10,
-        rgba: vec![0; 7],
-    };
-    let err = r.set_identity(1, &bad, None).unwrap_err();
+    // The fields are private: an inconsistent portrait cannot even be built.
+    let err = Portrait::from_rgba(10, 10, vec![0; 7]).unwrap_err();
     assert!(err.to_string().contains("10x10"), "{err}");
-    let empty = Portrait {
-        width: 0,
-        height: 5,
-        rgba: vec![],
-    };
-    assert!(r.set_identity(1, &empty, None).is_err());
+    assert!(Portrait::from_rgba(0, 5, vec![]).is_err());
+    assert!(Portrait::from_rgba(9000, 1, vec![0; 9000 * 4]).is_err());
+    let p = Portrait::from_rgba(3, 2, vec![7; 24]).unwrap();
+    assert_eq!((p.width(), p.height(), p.rgba().len()), (3, 2, 24));
+    assert!(p.crop(2, 0, 2, 1).is_none(), "crop past the right edge");
+    assert!(p.crop(0, 0, u32::MAX, 1).is_none(), "overflowing crop");
+    assert_eq!(p.crop(1, 1, 2, 1).unwrap().rgba().len(), 8);
     assert!(matches!(
         r.render_one(1, &MotionFrame::default()),
         Err(RenderError::UnknownIdentity(1, _))

@@ -8,6 +8,7 @@ use bevy::asset::{AssetLoader, LoadContext};
 use bevy::prelude::*;
 use serde::Deserialize;
 
+use super::align::PortraitAlign;
 use super::settings::BackendChoice;
 use crate::audio::DecodeOptions;
 use crate::motion::{EmotionScript, IdleSettings};
@@ -111,7 +112,7 @@ pub(crate) fn parse_ron<T: for<'de> Deserialize<'de>>(
     text: &[u8],
     path: &str,
 ) -> Result<T, AssetFileError> {
-    ron::Options::default()
+    crate::motion::ron_options()
         .from_bytes(text)
         .map_err(|e| AssetFileError::ron(path, e))
 }
@@ -218,12 +219,55 @@ impl AssetLoader for EmotionScriptLoader {
     }
 }
 
+/// A character file's `crop`: `Auto` (find and align the face) or a pixel rectangle
+/// `(x, y, width, height)`.
+#[derive(Clone, Debug, PartialEq)]
+enum CropSpec {
+    Auto,
+    Rect([u32; 4]),
+}
+
+impl<'de> Deserialize<'de> for CropSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Rect([u32; 4]),
+            Word(Word),
+        }
+        #[derive(Deserialize)]
+        enum Word {
+            Auto,
+        }
+        match Raw::deserialize(d) {
+            Ok(Raw::Rect(r)) => Ok(CropSpec::Rect(r)),
+            Ok(Raw::Word(Word::Auto)) => Ok(CropSpec::Auto),
+            Err(_) => Err(serde::de::Error::custom(
+                "crop: expected Auto or a rectangle (x, y, width, height) in pixels",
+            )),
+        }
+    }
+}
+
+/// Hand-placed face points in image pixels, for art where no face is detected.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+struct AnchorsFile {
+    left_eye: (f32, f32),
+    right_eye: (f32, f32),
+    mouth: (f32, f32),
+}
+
 #[derive(Deserialize)]
 struct CharacterFile {
     name: String,
     portrait: String,
     #[serde(default)]
-    crop: Option<[u32; 4]>,
+    crop: Option<CropSpec>,
+    #[serde(default)]
+    anchors: Option<AnchorsFile>,
+    #[serde(default)]
+    paste_back: bool,
     #[serde(default)]
     rig: Option<String>,
     #[serde(default)]
@@ -240,6 +284,13 @@ struct CharacterFile {
 /// (
 ///     name: "Ada",
 ///     portrait: "portraits/ada.png",
+///     // Optional: `Auto` finds and aligns the face in any picture; a rectangle
+///     // `(x, y, width, height)` cuts the image first.
+///     crop: Some(Auto),
+///     // Optional: eye and mouth centres in image pixels, where no face is detected.
+///     anchors: Some((left_eye: (410, 380), right_eye: (520, 378), mouth: (466, 520))),
+///     // Optional: show the whole picture with the animated face pasted back.
+///     paste_back: true,
 ///     rig: Some("portraits/ada.rig.ron"),
 ///     default_emotion: Some((emotion: "happy", intensity: 0.4)),
 ///     // Optional; fields left out take IdleSettings' defaults.
@@ -257,6 +308,11 @@ pub struct CharacterAsset {
     pub portrait: Handle<Image>,
     /// Pixel rectangle `[x, y, width, height]` cut from the portrait first.
     pub crop: Option<[u32; 4]>,
+    /// Face alignment: `crop: Auto` in the file is [`PortraitAlign::Auto`], `anchors`
+    /// is [`PortraitAlign::Anchors`].
+    pub align: PortraitAlign,
+    /// `paste_back: true`: the animated face is shown inside the whole portrait.
+    pub paste_back: bool,
     /// Procedural face rig.
     pub rig: Option<FaceRig>,
     /// The face's emotion when it appears.
@@ -305,10 +361,37 @@ impl AssetLoader for CharacterLoader {
             None => None,
         };
         let portrait = ctx.load(file.portrait.clone());
+        let (crop, align) = match (&file.crop, &file.anchors) {
+            (_, Some(a)) => {
+                let all = [a.left_eye, a.right_eye, a.mouth];
+                if all.iter().any(|(x, y)| !x.is_finite() || !y.is_finite()) {
+                    return Err(AssetFileError::Invalid {
+                        path,
+                        message: "anchors: every coordinate must be a finite number".into(),
+                    });
+                }
+                let v = |p: (f32, f32)| Vec2::new(p.0, p.1);
+                let rect = match file.crop {
+                    Some(CropSpec::Rect(r)) => Some(r),
+                    _ => None,
+                };
+                let align = PortraitAlign::Anchors {
+                    left_eye: v(a.left_eye),
+                    right_eye: v(a.right_eye),
+                    mouth: v(a.mouth),
+                };
+                (rect, align)
+            }
+            (Some(CropSpec::Auto), None) => (None, PortraitAlign::Auto),
+            (Some(CropSpec::Rect(r)), None) => (Some(*r), PortraitAlign::Off),
+            (None, None) => (None, PortraitAlign::Off),
+        };
         Ok(CharacterAsset {
             name: file.name,
             portrait,
-            crop: file.crop,
+            crop,
+            align,
+            paste_back: file.paste_back,
             rig,
             default_emotion: file.default_emotion,
             backend: file.backend,

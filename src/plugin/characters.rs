@@ -17,6 +17,8 @@ fn portrait_of(asset: &CharacterAsset) -> FacePortrait {
         image: asset.portrait.clone(),
         rig: asset.rig.clone(),
         crop: asset.crop,
+        align: asset.align.clone(),
+        paste_back: asset.paste_back,
     }
 }
 
@@ -109,6 +111,8 @@ pub(crate) fn reload_characters(
         if current.image != portrait.image
             || current.rig != portrait.rig
             || current.crop != portrait.crop
+            || current.align != portrait.align
+            || current.paste_back != portrait.paste_back
         {
             e.insert(portrait);
         }

@@ -2,6 +2,7 @@
 
 use bevy::prelude::*;
 
+use super::align::PortraitAlign;
 use super::assets::CharacterAsset;
 use super::runtime::FaceRuntime;
 use crate::motion::{
@@ -23,24 +24,51 @@ pub struct FacePortrait {
     /// face crops.
     #[reflect(ignore)]
     pub rig: Option<FaceRig>,
-    /// Pixel rectangle `[x, y, width, height]` to cut from the image first, for art that
-    /// is not already a face crop.
+    /// Pixel rectangle `[x, y, width, height]` to cut from the image first.
     pub crop: Option<[u32; 4]>,
+    /// Face detection and EDTalk alignment for art that is not already a face crop (a
+    /// photo, a painted bust, a character sheet): see [`PortraitAlign`].
+    pub align: PortraitAlign,
+    /// With alignment: show the whole portrait (at its own resolution) with the animated
+    /// face pasted back through a feathered mask, instead of the 256 px face crop.
+    pub paste_back: bool,
 }
 
 impl FacePortrait {
-    /// A portrait from an image handle, default rig, no crop.
+    /// A portrait from an image handle, default rig, no crop, used as it is.
     pub fn new(image: Handle<Image>) -> Self {
         Self {
             image,
             rig: None,
             crop: None,
+            align: PortraitAlign::Off,
+            paste_back: false,
+        }
+    }
+
+    /// Any picture with a face in it: the face is found, aligned and rigged automatically.
+    pub fn auto(image: Handle<Image>) -> Self {
+        Self {
+            align: PortraitAlign::Auto,
+            ..Self::new(image)
         }
     }
 
     /// With a rig.
     pub fn with_rig(mut self, rig: FaceRig) -> Self {
         self.rig = Some(rig);
+        self
+    }
+
+    /// With an alignment mode.
+    pub fn with_align(mut self, align: PortraitAlign) -> Self {
+        self.align = align;
+        self
+    }
+
+    /// Shows the whole portrait with the animated face pasted back (needs alignment).
+    pub fn with_paste_back(mut self) -> Self {
+        self.paste_back = true;
         self
     }
 }
@@ -190,7 +218,10 @@ impl EmotionState {
 
     /// Settled at one built-in emotion at an intensity (0 neutral, 1 full, up to 2).
     pub fn emotion(emotion: Emotion, intensity: f32) -> Self {
-        Self::new(EmotionTarget::Mix(EmotionMix::single(emotion.name(), intensity)))
+        Self::new(EmotionTarget::Mix(EmotionMix::single(
+            emotion.name(),
+            intensity,
+        )))
     }
 
     /// The label of the latest target (e.g. `happy:1.00 x0.80`, or `own`).

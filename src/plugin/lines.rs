@@ -8,9 +8,9 @@ use bevy::tasks::{AsyncComputeTaskPool, block_on, poll_once};
 
 use super::assets::{EmotionScriptAsset, VoiceLine};
 use super::audio::EdTalkAudio;
+use super::components::EmotionTarget;
 use super::emotions::Emotions;
 use super::messages::*;
-use super::components::EmotionTarget;
 use super::runtime::{
     ActiveLine, FaceRuntime, PendingLine, ResolvedKeys, ScriptKey, WorkerRes, report,
 };
@@ -133,8 +133,7 @@ pub(crate) fn start_prepared_lines(
             continue;
         };
         if pending.task.is_none() {
-            let line = match wait_for(&assets.lines, &assets.asset_server, &pending.request.line)
-            {
+            let line = match wait_for(&assets.lines, &assets.asset_server, &pending.request.line) {
                 Wait::Ready(line) => line,
                 Wait::Loading => {
                     rt.pending = Some(pending);

@@ -49,8 +49,7 @@ pub use components::{
 pub use diagnostics::EdTalkDiagnostics;
 pub use emotions::Emotions;
 pub use messages::{
-    EdTalkError, EdTalkErrorKind, SetEmotion, Speak, SpeechFinished, SpeechStarted,
-    StopSpeaking,
+    EdTalkError, EdTalkErrorKind, SetEmotion, Speak, SpeechFinished, SpeechStarted, StopSpeaking,
 };
 pub use runtime::FaceRuntime;
 pub use settings::{BackendChoice, EdTalkSettings, InferenceDevice};

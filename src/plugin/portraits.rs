@@ -1,13 +1,13 @@
 //! Portraits: observers notice faces being added, replaced and removed; a system registers
 //! each new or changed portrait with the worker once its image has loaded.
 
-use std::sync::Arc;
-
 use bevy::asset::{LoadState, RenderAssetUsages};
 use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
+use bevy::tasks::{AsyncComputeTaskPool, block_on, poll_once};
 
+use super::align::{PortraitAlign, PreparedPortrait, prepare_portrait};
 use super::components::{FacePortrait, TalkingFace};
 use super::messages::{EdTalkError, EdTalkErrorKind};
 use super::runtime::{FaceRuntime, Registration, WorkerRes, identity_of, report};
@@ -28,12 +28,16 @@ pub(crate) fn on_portrait_inserted(
     if let Ok(mut rt) = faces.get_mut(insert.entity) {
         rt.registered = None;
         rt.reported_missing = false;
+        rt.preparing = None;
     }
     commands.entity(insert.entity).insert(NeedsRegistration);
 }
 
 /// A face lost its portrait or was despawned: the worker forgets the identity.
-pub(crate) fn on_portrait_removed(remove: On<Remove, FacePortrait>, worker: Option<ResMut<WorkerRes>>) {
+pub(crate) fn on_portrait_removed(
+    remove: On<Remove, FacePortrait>,
+    worker: Option<ResMut<WorkerRes>>,
+) {
     let Some(mut worker) = worker else {
         return;
     };
@@ -67,11 +71,11 @@ pub(crate) fn reregister_modified_images(
     }
 }
 
-fn new_face_image(size: u32) -> Image {
+fn new_face_image(width: u32, height: u32) -> Image {
     Image::new_fill(
         Extent3d {
-            width: size,
-            height: size,
+            width,
+            height,
             depth_or_array_layers: 1,
         },
         TextureDimension::D2,
@@ -96,9 +100,9 @@ fn portrait_from_image(image: &Image, crop: Option<[u32; 4]>) -> Result<Portrait
     let portrait = Portrait::from_rgba(w, h, data).map_err(|e| e.to_string())?;
     match crop {
         None => Ok(portrait),
-        Some([x, y, cw, ch]) => portrait.crop(x, y, cw, ch).ok_or_else(|| {
-            format!("crop [{x}, {y}, {cw}, {ch}] is outside the {w}x{h} portrait")
-        }),
+        Some([x, y, cw, ch]) => portrait
+            .crop(x, y, cw, ch)
+            .ok_or_else(|| format!("crop [{x}, {y}, {cw}, {ch}] is outside the {w}x{h} portrait")),
     }
 }
 
@@ -121,6 +125,8 @@ type PortraitFace = (
 );
 
 /// Registers new or changed portraits with the worker and gives each face its texture.
+/// Alignment (face detection) runs on the async compute pool; the still portrait stays up
+/// meanwhile.
 pub(crate) fn register_portraits(
     mut faces: Query<PortraitFace, With<NeedsRegistration>>,
     mut io: PortraitIo,
@@ -133,7 +139,7 @@ pub(crate) fn register_portraits(
         .map_or(io.settings.face_resolution.clamp(32, 1024), |w| w.resolution());
     for (entity, portrait, mut face, mut rt, sprite) in &mut faces {
         if face.image == Handle::default() {
-            face.image = io.images.add(new_face_image(size));
+            face.image = io.images.add(new_face_image(size, size));
         }
         if let Some(mut sprite) = sprite
             && sprite.image != face.image
@@ -141,6 +147,15 @@ pub(crate) fn register_portraits(
             sprite.image = face.image.clone();
         }
         let id = portrait.image.id();
+        // A preparation under way: wait for it.
+        if let Some(task) = rt.preparing.as_mut() {
+            let Some(prepared) = block_on(poll_once(task)) else {
+                continue;
+            };
+            rt.preparing = None;
+            finish_registration(entity, id, prepared, &mut face, &mut rt, &mut io, &mut commands);
+            continue;
+        }
         let Some(image) = io.images.get(id) else {
             if let LoadState::Failed(e) = io.asset_server.load_state(id) {
                 commands.entity(entity).remove::<NeedsRegistration>();
@@ -171,30 +186,69 @@ pub(crate) fn register_portraits(
                 continue;
             }
         };
-        // Show the still portrait until the first rendered frame arrives.
-        let still = portrait_px.fit_square(size);
-        if let Some(mut img) = io.images.get_mut(&face.image) {
-            img.data = Some(still.into_rgba());
+        let (align, rig, paste_back) = (
+            portrait.align.clone(),
+            portrait.rig.clone(),
+            portrait.paste_back,
+        );
+        if align == PortraitAlign::Off {
+            let prepared = prepare_portrait(portrait_px, &align, rig, paste_back, size);
+            finish_registration(entity, id, prepared, &mut face, &mut rt, &mut io, &mut commands);
+        } else {
+            // Face detection takes tens to hundreds of milliseconds: never on this thread.
+            rt.preparing = Some(AsyncComputeTaskPool::get().spawn(async move {
+                prepare_portrait(portrait_px, &align, rig, paste_back, size)
+            }));
         }
-        let Some(w) = io.worker.worker.as_ref() else {
+    }
+}
+
+/// Shows the still, sizes the texture, and sends the prepared portrait to the worker.
+fn finish_registration(
+    entity: Entity,
+    image_id: AssetId<Image>,
+    prepared: PreparedPortrait,
+    face: &mut TalkingFace,
+    rt: &mut FaceRuntime,
+    io: &mut PortraitIo,
+    commands: &mut Commands,
+) {
+    if let Some(note) = &prepared.note {
+        report(&mut io.errors, Some(entity), EdTalkErrorKind::Portrait, note.clone());
+    }
+    // The texture takes the frames' size: the whole portrait when pasting back.
+    let (w, h) = (prepared.still.width(), prepared.still.height());
+    let resized = io
+        .images
+        .get(&face.image)
+        .is_some_and(|img| img.width() != w || img.height() != h);
+    if resized {
+        let _ = io.images.insert(&face.image, new_face_image(w, h));
+    }
+    if let Some(mut img) = io.images.get_mut(&face.image) {
+        img.data = Some(prepared.still.into_rgba());
+    }
+    let Some(w) = io.worker.worker.as_ref() else {
+        commands.entity(entity).remove::<NeedsRegistration>();
+        return;
+    };
+    let key = identity_of(entity);
+    let sent = w
+        .set_paste_back(key, prepared.paste)
+        .and_then(|()| w.set_identity(key, prepared.identity, prepared.rig));
+    match sent {
+        Ok(()) => {
             commands.entity(entity).remove::<NeedsRegistration>();
-            continue;
-        };
-        let key = identity_of(entity);
-        match w.set_identity(key, Arc::new(portrait_px), portrait.rig.clone()) {
-            Ok(()) => {
-                commands.entity(entity).remove::<NeedsRegistration>();
-                rt.registered = Some(id);
-                rt.registration = Registration::Pending;
-                io.worker.faces.insert(key, entity);
-            }
-            // The worker's queue is full: try again next frame.
-            Err(e) => report(
-                &mut io.errors,
-                Some(entity),
-                EdTalkErrorKind::Worker,
-                e.to_string(),
-            ),
+            rt.registered = Some(image_id);
+            rt.registration = Registration::Pending;
+            io.worker.faces.insert(key, entity);
         }
+        // The worker's queue is full: the face is registered again next frame.
+        Err(e) => report(
+            &mut io.errors,
+            Some(entity),
+            EdTalkErrorKind::Worker,
+            e.to_string(),
+        ),
     }
 }

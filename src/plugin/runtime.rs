@@ -86,6 +86,8 @@ pub struct FaceRuntime {
     /// The portrait image registered last; `None` forces (re-)registration.
     pub(crate) registered: Option<AssetId<Image>>,
     pub(crate) reported_missing: bool,
+    /// The portrait being aligned off the main thread.
+    pub(crate) preparing: Option<Task<super::align::PreparedPortrait>>,
     pub(crate) line: Option<ActiveLine>,
     pub(crate) pending: Option<PendingLine>,
     pub(crate) key: i64,

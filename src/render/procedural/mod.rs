@@ -15,9 +15,7 @@ mod warp;
 use std::collections::HashMap;
 
 use super::rig::FaceRig;
-use super::{
-    Backend, FaceFrame, FaceRenderer, FaceRequest, IdentityId, Portrait, RenderError,
-};
+use super::{Backend, FaceFrame, FaceRenderer, FaceRequest, IdentityId, Portrait, RenderError};
 use crate::motion::MotionFrame;
 pub use controls::Controls;
 use geometry::FaceGeometry;
