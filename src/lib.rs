@@ -18,6 +18,7 @@
 
 pub mod audio;
 pub mod bench;
+pub mod face;
 pub mod heap;
 pub mod model;
 pub mod motion;
