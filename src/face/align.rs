@@ -28,11 +28,11 @@ pub const CROP_SIZE: u32 = 256;
 /// 47-point crop lands. Redo with
 /// `cargo test --no-default-features --test face_align -- --ignored --nocapture recalibrate`.
 pub const FIVE_POINT_TARGETS: [[f32; 2]; 5] = [
-    [109.45, 111.71],
-    [162.88, 111.43],
-    [136.16, 148.46],
-    [111.10, 179.20],
-    [155.76, 178.91],
+    [108.46, 113.27],
+    [163.98, 111.55],
+    [136.03, 148.60],
+    [108.86, 180.56],
+    [156.40, 178.89],
 ];
 
 /// Where hand-placed anchors (left eye centre, right eye centre, mouth centre) sit in the
@@ -59,7 +59,7 @@ pub const FIVE_POINT_WEIGHTS: [f32; 5] = [1.0, 1.0, 0.0, 1.0, 1.0];
 
 /// Where a detector's face box typically sits in the crop (`x0, y0, x1, y1`), used to
 /// report a box for hand-placed anchors (from the same calibration as the targets).
-const FACE_BOX_IN_CROP: [f32; 4] = [71.64, 47.15, 200.67, 225.48];
+const FACE_BOX_IN_CROP: [f32; 4] = [71.76, 44.34, 195.22, 230.79];
 
 /// A 2-D similarity (rotation, uniform scale, translation; no reflection):
 /// `x' = a x - b y + tx`, `y' = b x + a y + ty`.
@@ -344,62 +344,68 @@ fn five_point_transform(landmarks: &[[f32; 2]; 5]) -> Result<SimilarityTransform
     SimilarityTransform::estimate_weighted(landmarks, &FIVE_POINT_TARGETS, &FIVE_POINT_WEIGHTS)
 }
 
-/// The upright view the landmarks are refined on: the 256 crop at half size (O-Net sees
-/// every face at 48 px anyway, and small views are quick) with a margin around it, so the
-/// whole face box is inside, which MTCNN's later stages need.
-const REFINE_SCALE: f32 = 0.5;
-const REFINE_MARGIN: f32 = 32.0;
-const REFINE_CANVAS: u32 = 192;
+/// The square O-Net is shown when landmarks are re-measured, in crop pixels: centred on
+/// [`FACE_BOX_IN_CROP`], as tall as it (about the size of the squared boxes O-Net gets
+/// from R-Net in a full detection).
+const ONET_BOX_IN_CROP: [f32; 3] = [
+    (FACE_BOX_IN_CROP[0] + FACE_BOX_IN_CROP[2]) * 0.5,
+    (FACE_BOX_IN_CROP[1] + FACE_BOX_IN_CROP[3]) * 0.5,
+    FACE_BOX_IN_CROP[3] - FACE_BOX_IN_CROP[1],
+];
+/// Side of the view cut for O-Net (it is area-resized to 48 px, as in a detection).
+const MEASURE_VIEW: u32 = 96;
+/// How often the landmarks are re-measured, each time with the crop of the last ones.
+const REFINE_STEPS: usize = 1;
+/// Below this face probability a re-measurement is not trusted.
+const REFINE_MIN_SCORE: f32 = 0.5;
 
-/// The face's landmarks measured again on an upright, standard-size view of it.
+/// The five landmarks of the face that `to_crop` (source px -> 256 crop px) places in
+/// EDTalk's crop, measured by O-Net alone on the crop's standard face square, in source
+/// pixels, with O-Net's face probability.
 ///
-/// O-Net's landmarks drift with head roll and face size; measured on the face already
-/// rotated upright and scaled to the crop's size they are the same whatever the photo's
-/// framing, so a rotated or rescaled portrait gives the same crop. Falls back to the
-/// first measurement when the second view shows no face near the expected place.
+/// A full detection frames the face with a box that jitters with the photo's framing, and
+/// O-Net's landmarks move with that box. Measured on a fixed square of an aligned view
+/// they depend on the face alone, so a rotated, rescaled or shifted photo gives the same
+/// points. [`align_with`] uses it to refine the detector's points.
+fn measure_landmarks(
+    detector: &FaceDetector,
+    image: &Portrait,
+    to_crop: &SimilarityTransform,
+) -> Result<(f32, [[f32; 2]; 5]), FaceError> {
+    let [cx, cy, side] = ONET_BOX_IN_CROP;
+    let k = MEASURE_VIEW as f32 / side;
+    // Crop px -> view px: the square's corner to 0, its side to the view's.
+    let to_view = to_crop.then(&SimilarityTransform {
+        a: k,
+        b: 0.0,
+        tx: -(cx - side * 0.5) * k,
+        ty: -(cy - side * 0.5) * k,
+    });
+    let back = to_view.invert().ok_or_else(|| {
+        FaceError::DegeneratePoints("the transform collapses the image to a point".into())
+    })?;
+    let view = warp_to_crop(image, &to_view, MEASURE_VIEW);
+    let (score, points) = detector.landmarks_in_view(&view)?;
+    Ok((score, points.map(|p| back.apply(p))))
+}
+
+/// The detector's landmarks re-measured with [`measure_landmarks`] (kept as they are when
+/// O-Net does not see a face there).
 fn refined_landmarks(
     detector: &FaceDetector,
     image: &Portrait,
     face: &Detection,
 ) -> Result<[[f32; 2]; 5], FaceError> {
-    let first = five_point_transform(&face.landmarks)?;
-    let to_canvas = first.then(&SimilarityTransform {
-        a: REFINE_SCALE,
-        b: 0.0,
-        tx: REFINE_MARGIN,
-        ty: REFINE_MARGIN,
-    });
-    let Some(back) = to_canvas.invert() else {
-        return Ok(face.landmarks);
-    };
-    let canvas = warp_to_crop(image, &to_canvas, REFINE_CANVAS);
-    let expected = FIVE_POINT_TARGETS.map(|p| {
-        [
-            p[0] * REFINE_SCALE + REFINE_MARGIN,
-            p[1] * REFINE_SCALE + REFINE_MARGIN,
-        ]
-    });
-    let eye_dist = (expected[1][0] - expected[0][0]).hypot(expected[1][1] - expected[0][1]);
-    let error = |d: &Detection| -> f32 {
-        let sum: f32 = d
-            .landmarks
-            .iter()
-            .zip(&expected)
-            .map(|(p, q)| (p[0] - q[0]).hypot(p[1] - q[1]))
-            .sum();
-        sum / 5.0
-    };
-    let best = detector
-        .detect(&canvas)?
-        .into_iter()
-        .map(|d| (error(&d), d))
-        .min_by(|a, b| a.0.total_cmp(&b.0));
-    Ok(match best {
-        // The same face: its points within a third of an eye distance of where the first
-        // measurement put them.
-        Some((e, d)) if e < eye_dist / 3.0 => d.landmarks.map(|p| back.apply(p)),
-        _ => face.landmarks,
-    })
+    let mut landmarks = face.landmarks;
+    for _ in 0..REFINE_STEPS {
+        let (score, points) =
+            measure_landmarks(detector, image, &five_point_transform(&landmarks)?)?;
+        if score < REFINE_MIN_SCORE {
+            break;
+        }
+        landmarks = points;
+    }
+    Ok(landmarks)
 }
 
 /// Crops the face from hand-placed anchors (eye centres and mouth centre), fitted onto

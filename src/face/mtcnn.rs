@@ -148,6 +148,27 @@ impl FaceDetector {
         Ok(found)
     }
 
+    /// O-Net alone on a square view of one face (the face filling it as in O-Net's own
+    /// crops): the face probability and the five landmarks in the view's pixels.
+    pub(crate) fn landmarks_in_view(
+        &self,
+        view: &Portrait,
+    ) -> Result<(f32, [[f32; 2]; 5]), FaceError> {
+        let (w, h, rgba) = pixels(view);
+        let (w, h) = (w as usize, h as usize);
+        let mut crop = Planes::from_rgba(w, h, rgba).resized(48, 48);
+        normalise(&mut crop.data);
+        let input = Tensor::from_vec(crop.data, (1, 3, 48, 48), &Device::Cpu)?;
+        let net = self.onet.forward(&input)?;
+        let (l, pts) = (&net.logits[0], &net.points[0]);
+        let mut landmarks = [[0.0f32; 2]; 5];
+        for (k, lm) in landmarks.iter_mut().enumerate() {
+            // As in `finish` for a crop starting at pixel 0.
+            *lm = [w as f32 * pts[k], h as f32 * pts[5 + k]];
+        }
+        Ok((face_probability(l[0], l[1]), image_sided(landmarks)))
+    }
+
     /// The three stages on one (already size-limited) image.
     fn run(&self, img: &Planes) -> Result<Vec<Detection>, FaceError> {
         let candidates = self.propose(img)?;
