@@ -21,18 +21,18 @@ pub const CROP_SIZE: u32 = 256;
 /// The starting point was `tests/fixtures/faces/five_point_targets.json` ("five", written
 /// by `scripts/calibrate_five_points.py`: the five points of EDTalk's 68-point template,
 /// `[[106.33, 113.0], [165.5, 113.5], [143.0, 143.0], [112.0, 180.0], [161.0, 180.0]]`).
-/// MTCNN places its points differently from the template's annotation (eye centres,
-/// nose tip, mouth corners), so the targets were recalibrated: the detector's points on
-/// the four fixture faces mapped through each face's 47-point EDTalk transform
-/// (`per_face.transform47`) and averaged; the five-point crop then lands where EDTalk's own
-/// 47-point crop lands. Redo with
+/// MTCNN places its points differently from the template's annotation, so the targets
+/// were recalibrated: the aligner's final points (detected, then re-measured) on the four
+/// fixture faces mapped through each face's 47-point EDTalk transform
+/// (`per_face.transform47`) and averaged, repeated until settled; on average the
+/// five-point crop then lands where EDTalk's own 47-point crop lands. Redo with
 /// `cargo test --no-default-features --test face_align -- --ignored --nocapture recalibrate`.
 pub const FIVE_POINT_TARGETS: [[f32; 2]; 5] = [
-    [108.46, 113.27],
-    [163.98, 111.55],
-    [136.03, 148.60],
-    [108.86, 180.56],
-    [156.40, 178.89],
+    [107.71, 113.95],
+    [164.32, 111.54],
+    [135.92, 149.12],
+    [109.17, 181.22],
+    [156.84, 179.43],
 ];
 
 /// Where hand-placed anchors (left eye centre, right eye centre, mouth centre) sit in the
@@ -52,13 +52,14 @@ pub const THREE_POINT_TARGETS: [[f32; 2]; 3] = [
 /// How much each of the five points counts when a face is fitted onto
 /// [`FIVE_POINT_TARGETS`]: the nose tip not at all. It stands out of the face's plane, so
 /// a turned head moves it sideways much more than the eyes and mouth; following it, the
-/// fit slides and rotates the crop away from EDTalk's 47-point crop (on the fixture faces
-/// the mean crop difference drops from about 10 to 7 px without it, and from 13 to 10 px
-/// with targets calibrated on the other faces only).
+/// fit slides and rotates the crop away from EDTalk's 47-point crop (with the detector's
+/// raw points on the fixture faces, the mean crop difference drops from 13 to 10 px
+/// without it; from 21 to 7 px on the turned Breaking Bad face).
 pub const FIVE_POINT_WEIGHTS: [f32; 5] = [1.0, 1.0, 0.0, 1.0, 1.0];
 
-/// Where a detector's face box typically sits in the crop (`x0, y0, x1, y1`), used to
-/// report a box for hand-placed anchors (from the same calibration as the targets).
+/// Where the detector's face box typically sits in the crop (`x0, y0, x1, y1`; from the
+/// same calibration as the targets): the box reported for hand-placed anchors, and the
+/// basis of the square O-Net re-measures landmarks on.
 const FACE_BOX_IN_CROP: [f32; 4] = [71.76, 44.34, 195.22, 230.79];
 
 /// A 2-D similarity (rotation, uniform scale, translation; no reflection):
@@ -352,10 +353,10 @@ const ONET_BOX_IN_CROP: [f32; 3] = [
     (FACE_BOX_IN_CROP[1] + FACE_BOX_IN_CROP[3]) * 0.5,
     FACE_BOX_IN_CROP[3] - FACE_BOX_IN_CROP[1],
 ];
-/// Side of the view cut for O-Net (it is area-resized to 48 px, as in a detection).
-const MEASURE_VIEW: u32 = 96;
-/// How often the landmarks are re-measured, each time with the crop of the last ones.
-const REFINE_STEPS: usize = 1;
+/// Side range of the view cut for O-Net: the square's size in source pixels, so the
+/// bilinear warp does not alias, within these bounds (the view is then area-resized to
+/// 48 px, as in a detection).
+const MEASURE_VIEW: (f32, f32) = (48.0, 192.0);
 /// Below this face probability a re-measurement is not trusted.
 const REFINE_MIN_SCORE: f32 = 0.5;
 
@@ -373,7 +374,10 @@ fn measure_landmarks(
     to_crop: &SimilarityTransform,
 ) -> Result<(f32, [[f32; 2]; 5]), FaceError> {
     let [cx, cy, side] = ONET_BOX_IN_CROP;
-    let k = MEASURE_VIEW as f32 / side;
+    let view_side = (side / to_crop.scale())
+        .clamp(MEASURE_VIEW.0, MEASURE_VIEW.1)
+        .round();
+    let k = view_side / side;
     // Crop px -> view px: the square's corner to 0, its side to the view's.
     let to_view = to_crop.then(&SimilarityTransform {
         a: k,
@@ -384,28 +388,26 @@ fn measure_landmarks(
     let back = to_view.invert().ok_or_else(|| {
         FaceError::DegeneratePoints("the transform collapses the image to a point".into())
     })?;
-    let view = warp_to_crop(image, &to_view, MEASURE_VIEW);
+    let view = warp_to_crop(image, &to_view, view_side as u32);
     let (score, points) = detector.landmarks_in_view(&view)?;
     Ok((score, points.map(|p| back.apply(p))))
 }
 
-/// The detector's landmarks re-measured with [`measure_landmarks`] (kept as they are when
-/// O-Net does not see a face there).
+/// The detector's landmarks re-measured with [`measure_landmarks`] at the crop they give
+/// (kept as they are when O-Net does not see a face there). Once is enough: repeating it
+/// did not settle better and made the calibration drift.
 fn refined_landmarks(
     detector: &FaceDetector,
     image: &Portrait,
     face: &Detection,
 ) -> Result<[[f32; 2]; 5], FaceError> {
-    let mut landmarks = face.landmarks;
-    for _ in 0..REFINE_STEPS {
-        let (score, points) =
-            measure_landmarks(detector, image, &five_point_transform(&landmarks)?)?;
-        if score < REFINE_MIN_SCORE {
-            break;
-        }
-        landmarks = points;
-    }
-    Ok(landmarks)
+    let first = five_point_transform(&face.landmarks)?;
+    let (score, points) = measure_landmarks(detector, image, &first)?;
+    Ok(if score < REFINE_MIN_SCORE {
+        face.landmarks
+    } else {
+        points
+    })
 }
 
 /// Crops the face from hand-placed anchors (eye centres and mouth centre), fitted onto
