@@ -22,6 +22,11 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Width, height and RGBA bytes of a portrait (the one place reading its fields).
+fn px(p: &Portrait) -> (u32, u32, &[u8]) {
+    (p.width, p.height, &p.rgba)
+}
+
 fn detector() -> &'static FaceDetector {
     static D: OnceLock<FaceDetector> = OnceLock::new();
     D.get_or_init(|| FaceDetector::bundled().expect("bundled weights load"))
@@ -82,12 +87,12 @@ impl Face {
 
     /// The photo resized by `s` (ground truth moved with it, pixel centres kept).
     fn scaled(&self, s: f32) -> Face {
-        let (w, h) = (self.image.width, self.image.height);
+        let (w, h, rgba) = px(&self.image);
         let (nw, nh) = (
             ((w as f32 * s).round() as u32).max(1),
             ((h as f32 * s).round() as u32).max(1),
         );
-        let img = image::RgbaImage::from_raw(w, h, self.image.rgba.clone()).unwrap();
+        let img = image::RgbaImage::from_raw(w, h, rgba.to_vec()).unwrap();
         let out = image::imageops::resize(&img, nw, nh, image::imageops::FilterType::Triangle);
         let (sx, sy) = (nw as f32 / w as f32, nh as f32 / h as f32);
         Face {
@@ -214,7 +219,7 @@ fn five_point_crop_lands_on_the_47_point_crop() {
             "{name}: {} face(s); crop vs 47-point crop: mean {mean:.2} px, max {max:.2} px",
             aligned.faces_found
         );
-        assert_eq!(aligned.image.width, CROP_SIZE);
+        assert_eq!(px(&aligned.image).0, CROP_SIZE);
         means.push(mean);
     }
     for (name, mean) in FACES.iter().zip(&means) {
@@ -465,27 +470,31 @@ fn paste_back_restores_the_original_outside_the_face() {
     let aligned = align_portrait(&face.image).unwrap();
     // Pasting the unchanged crop back changes little; a white crop changes the face only.
     let same = paste_back(&face.image, &aligned.image, &aligned.transform);
+    let (same, orig) = (px(&same).2, px(&face.image).2);
     let mean_diff = same
-        .rgba
         .iter()
-        .zip(&face.image.rgba)
+        .zip(orig)
         .map(|(a, b)| a.abs_diff(*b) as f32)
         .sum::<f32>()
-        / same.rgba.len() as f32;
+        / same.len() as f32;
     assert!(
         mean_diff < 2.0,
         "round trip changed the image by {mean_diff:.2} on average"
     );
     let white = Portrait::from_rgba(128, 128, vec![255; 128 * 128 * 4]).unwrap();
     let pasted = paste_back(&face.image, &white, &aligned.transform);
-    let px = |p: &Portrait, q: [f32; 2]| {
-        let i = ((q[1] as u32 * p.width + q[0] as u32) * 4) as usize;
-        p.rgba[i]
+    let red_at = |p: &Portrait, q: [f32; 2]| {
+        let (w, _, rgba) = px(p);
+        rgba[((q[1] as u32 * w + q[0] as u32) * 4) as usize]
     };
-    assert_eq!(px(&pasted, aligned.landmarks[2]), 255, "nose tip replaced");
     assert_eq!(
-        px(&pasted, [0.0, 0.0]),
-        px(&face.image, [0.0, 0.0]),
+        red_at(&pasted, aligned.landmarks[2]),
+        255,
+        "nose tip replaced"
+    );
+    assert_eq!(
+        red_at(&pasted, [0.0, 0.0]),
+        red_at(&face.image, [0.0, 0.0]),
         "corner kept"
     );
 }
@@ -515,9 +524,10 @@ fn bad_input_gives_errors_not_panics() {
     // Half-transparent and fully transparent versions of a face; grey (luma) photos.
     let face = Face::load("takeo");
     for alpha in [0u8, 128] {
-        let mut rgba = face.image.rgba.clone();
+        let (w, h, rgba) = px(&face.image);
+        let mut rgba = rgba.to_vec();
         rgba.chunks_exact_mut(4).for_each(|p| p[3] = alpha);
-        let img = Portrait::from_rgba(face.image.width, face.image.height, rgba).unwrap();
+        let img = Portrait::from_rgba(w, h, rgba).unwrap();
         let r = align_portrait(&img);
         eprintln!(
             "takeo with alpha {alpha}: {:?}",
@@ -536,9 +546,8 @@ fn bad_input_gives_errors_not_panics() {
 #[test]
 fn detect_and_align_a_1024_px_image() {
     let face = Face::load("einstein");
-    let img =
-        image::RgbaImage::from_raw(face.image.width, face.image.height, face.image.rgba.clone())
-            .unwrap();
+    let (w, h, rgba) = px(&face.image);
+    let img = image::RgbaImage::from_raw(w, h, rgba.to_vec()).unwrap();
     let img = image::imageops::resize(&img, 1024, 1024, image::imageops::FilterType::Triangle);
     let portrait = Portrait::from_rgba(1024, 1024, img.into_raw()).unwrap();
     let _ = align_with(detector(), &portrait).unwrap();
