@@ -19,6 +19,7 @@
 pub mod audio;
 #[cfg(feature = "cli")]
 pub mod bench;
+pub mod face;
 pub mod heap;
 pub mod model;
 pub mod motion;
@@ -38,8 +39,8 @@ pub mod prelude {
     pub use crate::plugin::{
         BackendChoice, Character, EdTalkDiagnostics, EdTalkError, EdTalkErrorKind, EdTalkPlugin,
         EdTalkSettings, EdTalkSystems, EmotionState, EmotionTarget, Emotions, FacePortrait,
-        IdleMotion, SetEmotion, Speak, SpeechFinished, SpeechStarted, StopSpeaking, TalkingFace,
-        VoiceLine,
+        IdleMotion, PortraitAlign, SetEmotion, Speak, SpeechFinished, SpeechStarted, StopSpeaking,
+        TalkingFace, VoiceLine,
     };
     pub use crate::render::{Backend, FaceFrame, FaceRenderer, FaceRequest, IdentityId, Portrait};
 }

@@ -1,6 +1,7 @@
 //! Benchmark workloads behind `edtalk bench`. Each area's `run` prints one JSON line per
 //! figure on stdout, e.g. `{"bench":"steady_state","ms_per_frame":312.5}`.
 
+pub mod align;
 pub mod layers;
 pub mod neural;
 #[cfg(feature = "plugin")]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use bevy_edtalk::audio::{DecodeOptions, decode_file};
 use bevy_edtalk::bench::BenchOptions;
+use bevy_edtalk::face::{AlignedPortrait, Anchors, CROP_SIZE, align_from_anchors, align_portrait};
 use bevy_edtalk::model::audio2lip::Audio2Lip;
 use bevy_edtalk::model::checkpoint::load_state_dict;
 use bevy_edtalk::model::ckpt_dir::CheckpointDir;
@@ -65,6 +66,9 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Find the face in a portrait and crop it the way EDTalk expects (256x256, eyes and
+    /// mouth at the template's places), with a fitted procedural rig.
+    Align(AlignJob),
     /// List the checkpoints in a directory: sizes, tensors, parameters.
     Inspect {
         #[arg(long, default_value = "ckpts")]
@@ -78,7 +82,7 @@ enum Command {
         /// Fewer iterations.
         #[arg(long)]
         quick: bool,
-        /// Only these groups (procedural, audio, plugin, neural; `layers`, per-layer conv
+        /// Only these groups (align, procedural, audio, plugin, neural; `layers`, per-layer conv
         /// timings, runs only when named).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
         Command::Bake { audio, ckpts, out } => bake(&audio, &ckpts, &out),
         Command::Extract { frames, ckpts, out } => extract(&frames, &ckpts, &out),
         Command::Inspect { ckpts } => inspect(&ckpts),
+        Command::Align(job) => align(job),
         Command::Bench {
             threads,
             quick,
@@ -152,6 +157,199 @@ struct RenderJob {
     gif: Option<PathBuf>,
     #[arg(long)]
     apng: Option<PathBuf>,
+    /// Use the portrait as it is (no face detection and alignment). By default any portrait
+    /// that is not already a 256x256 crop is aligned first.
+    #[arg(long, conflicts_with = "anchors")]
+    no_align: bool,
+    /// Manual face anchors in portrait pixels when no face is detected: left eye x,y,
+    /// right eye x,y, mouth centre x,y (six numbers, comma-separated).
+    #[arg(long, value_delimiter = ',', num_args = 6)]
+    anchors: Option<Vec<f32>>,
+    /// Paste the animated face back into the whole portrait (at its own resolution).
+    #[arg(long)]
+    paste_back: bool,
+}
+
+#[derive(clap::Args)]
+struct AlignJob {
+    #[arg(long)]
+    portrait: PathBuf,
+    /// The aligned 256x256 crop (PNG).
+    #[arg(long)]
+    out: PathBuf,
+    /// Also write the procedural rig fitted to the found landmarks (RON).
+    #[arg(long)]
+    rig_out: Option<PathBuf>,
+    /// Also write the portrait with the landmarks, face box and crop outline drawn on it.
+    #[arg(long)]
+    preview: Option<PathBuf>,
+    /// Manual anchors (left eye x,y, right eye x,y, mouth centre x,y) instead of detection.
+    #[arg(long, value_delimiter = ',', num_args = 6)]
+    anchors: Option<Vec<f32>>,
+    /// Print one JSON object on stdout: landmarks, transform, score.
+    #[arg(long)]
+    json: bool,
+}
+
+fn anchors_of(v: &[f32]) -> CliResult<Anchors> {
+    match v {
+        [lx, ly, rx, ry, mx, my] => Ok(Anchors {
+            left_eye: [*lx, *ly],
+            right_eye: [*rx, *ry],
+            mouth: [*mx, *my],
+        }),
+        _ => Err("--anchors needs six numbers: left eye x,y, right eye x,y, mouth x,y".into()),
+    }
+}
+
+/// Detects and aligns the face (or uses the anchors); errors name the file.
+fn aligned(
+    portrait: &Portrait,
+    path: &Path,
+    anchors: Option<&[f32]>,
+) -> CliResult<AlignedPortrait> {
+    let what = path.display();
+    let result = match anchors {
+        Some(v) => align_from_anchors(portrait, anchors_of(v)?),
+        None => align_portrait(portrait),
+    };
+    let a = result.map_err(|e| match e {
+        bevy_edtalk::face::FaceError::NoFace { .. } => format!(
+            "no face was found in {what}; give the eye centres and mouth centre with \
+             --anchors LX,LY,RX,RY,MX,MY (image pixels)"
+        ),
+        e => format!("{what}: {e}"),
+    })?;
+    if a.faces_found > 1 {
+        eprintln!(
+            "edtalk: {what}: {} faces found; using the largest",
+            a.faces_found
+        );
+    }
+    Ok(a)
+}
+
+/// The rig fitted to the aligned crop's landmarks.
+fn fitted_rig(a: &AlignedPortrait) -> FaceRig {
+    let s = CROP_SIZE as f32;
+    let five = a.landmarks.map(|p| {
+        let q = a.transform.apply(p);
+        [q[0] / s, q[1] / s]
+    });
+    FaceRig::fit_landmarks(&five)
+}
+
+fn save_png(path: &Path, p: &Portrait) -> CliResult<()> {
+    image::save_buffer(
+        path,
+        p.rgba(),
+        p.width(),
+        p.height(),
+        image::ExtendedColorType::Rgba8,
+    )
+    .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn align(job: AlignJob) -> CliResult<()> {
+    let portrait = Portrait::load(&job.portrait).map_err(|e| e.to_string())?;
+    let a = aligned(&portrait, &job.portrait, job.anchors.as_deref())?;
+    save_png(&job.out, &a.image)?;
+    let rig = fitted_rig(&a);
+    if let Some(path) = &job.rig_out {
+        let text = rig.to_ron().map_err(|e| e.to_string())?;
+        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if let Some(path) = &job.preview {
+        save_png(path, &preview(&portrait, &a, &rig))?;
+    }
+    if job.json {
+        let m = a.transform.to_matrix();
+        let json = serde_json::json!({
+            "landmarks": a.landmarks,
+            "transform": m,
+            "score": a.score,
+            "faces_found": a.faces_found,
+            "bbox": a.bbox,
+        });
+        println!("{json}");
+    } else {
+        eprintln!(
+            "edtalk: face at [{:.0}, {:.0}, {:.0}, {:.0}] (score {:.3}) -> {}",
+            a.bbox[0],
+            a.bbox[1],
+            a.bbox[2],
+            a.bbox[3],
+            a.score,
+            job.out.display()
+        );
+    }
+    Ok(())
+}
+
+/// The portrait with what was found drawn on it: the five landmarks (green), the face box
+/// (yellow), the 256 crop's outline (blue) and the fitted rig's points (red).
+fn preview(portrait: &Portrait, a: &AlignedPortrait, rig: &FaceRig) -> Portrait {
+    let (w, h) = (portrait.width() as i64, portrait.height() as i64);
+    let mut px = portrait.rgba().to_vec();
+    let r = (w.max(h) / 300).max(1);
+    let mut dot = |x: f32, y: f32, c: [u8; 3], rad: i64| {
+        if !x.is_finite() || !y.is_finite() {
+            return;
+        }
+        let (cx, cy) = (x.round() as i64, y.round() as i64);
+        for yy in cy - rad..=cy + rad {
+            for xx in cx - rad..=cx + rad {
+                if (0..w).contains(&xx) && (0..h).contains(&yy) {
+                    let i = ((yy * w + xx) * 4) as usize;
+                    px[i..i + 3].copy_from_slice(&c);
+                    px[i + 3] = 255;
+                }
+            }
+        }
+    };
+    let line =
+        |a: [f32; 2], b: [f32; 2], c: [u8; 3], dot: &mut dyn FnMut(f32, f32, [u8; 3], i64)| {
+            let n = ((b[0] - a[0]).hypot(b[1] - a[1]).ceil() as usize).clamp(1, 20_000);
+            for k in 0..=n {
+                let t = k as f32 / n as f32;
+                dot(a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, c, r / 2);
+            }
+        };
+    let [x0, y0, x1, y1] = a.bbox;
+    let boxc = [[x0, y0], [x1, y0], [x1, y1], [x0, y1]];
+    for k in 0..4 {
+        line(boxc[k], boxc[(k + 1) % 4], [240, 220, 40], &mut dot);
+    }
+    if let Some(inv) = a.transform.invert() {
+        let s = CROP_SIZE as f32;
+        let crop = [[0.0, 0.0], [s, 0.0], [s, s], [0.0, s]].map(|p| inv.apply(p));
+        for k in 0..4 {
+            line(crop[k], crop[(k + 1) % 4], [60, 120, 255], &mut dot);
+        }
+        let mut rig_pts = vec![
+            rig.left_eye.outer,
+            rig.left_eye.inner,
+            rig.right_eye.outer,
+            rig.right_eye.inner,
+            rig.left_brow.mid,
+            rig.right_brow.mid,
+            rig.mouth_left,
+            rig.mouth_right,
+            rig.upper_lip,
+            rig.lower_lip,
+            rig.chin,
+        ];
+        rig_pts.extend(rig.face_outline.iter().copied());
+        for p in rig_pts {
+            let q = inv.apply([p.x * s, p.y * s]);
+            dot(q[0], q[1], [230, 40, 40], r);
+        }
+    }
+    for p in a.landmarks {
+        dot(p[0], p[1], [40, 230, 60], 2 * r);
+    }
+    Portrait::from_rgba(portrait.width(), portrait.height(), px)
+        .unwrap_or_else(|_| portrait.clone())
 }
 
 fn load_audio2lip(ckpts: &CheckpointDir) -> CliResult<Option<Arc<Audio2Lip>>> {
@@ -251,9 +449,31 @@ fn render(job: RenderJob) -> CliResult<()> {
         eprintln!("edtalk: procedural renderer");
         Box::new(ProceduralRenderer::new())
     };
-    let rig = load_rig(job.rig.as_deref(), &job.portrait)?;
+    let mut rig = load_rig(job.rig.as_deref(), &job.portrait)?;
+    // EDTalk needs aligned crops (its crop_image2.py step); a 256x256 portrait is taken to
+    // be one already.
+    let is_crop = portrait.width() == CROP_SIZE && portrait.height() == CROP_SIZE;
+    let alignment = if job.no_align || (is_crop && job.anchors.is_none()) {
+        None
+    } else {
+        Some(aligned(&portrait, &job.portrait, job.anchors.as_deref())?)
+    };
+    let identity = match &alignment {
+        Some(a) => {
+            if rig.is_none() {
+                rig = Some(fitted_rig(a));
+            }
+            a.image.clone()
+        }
+        None => portrait.clone(),
+    };
+    if job.paste_back && alignment.is_none() {
+        return Err(
+            "--paste-back needs an aligned face (drop --no-align, or give --anchors)".into(),
+        );
+    }
     renderer
-        .set_identity(0, &portrait, rig.as_ref())
+        .set_identity(0, &identity, rig.as_ref())
         .map_err(|e| e.to_string())?;
     if let Some(dir) = &job.frames_out {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -269,7 +489,15 @@ fn render(job: RenderJob) -> CliResult<()> {
                 motion: m.clone(),
             })
             .collect();
-        let rendered = renderer.render(&requests).map_err(|e| e.to_string())?;
+        let mut rendered = renderer.render(&requests).map_err(|e| e.to_string())?;
+        if job.paste_back
+            && let Some(a) = &alignment
+        {
+            rendered = rendered
+                .into_iter()
+                .map(|f| paste_frame(&portrait, f, a))
+                .collect::<CliResult<_>>()?;
+        }
         for (k, frame) in rendered.into_iter().enumerate() {
             let index = chunk_index * 4 + k;
             if let Some(dir) = &job.frames_out {
@@ -298,6 +526,19 @@ fn render(job: RenderJob) -> CliResult<()> {
     }
     eprintln!("edtalk: {} frames at 25 fps", frames.len());
     Ok(())
+}
+
+/// A rendered crop pasted back into the whole portrait.
+fn paste_frame(original: &Portrait, frame: FaceFrame, a: &AlignedPortrait) -> CliResult<FaceFrame> {
+    let crop =
+        Portrait::from_rgba(frame.width, frame.height, frame.rgba).map_err(|e| e.to_string())?;
+    // Frames of any square size stand for the 256 crop the transform maps to.
+    let pasted = bevy_edtalk::face::paste_back(original, &crop, &a.transform);
+    Ok(FaceFrame {
+        width: pasted.width(),
+        height: pasted.height(),
+        rgba: pasted.into_rgba(),
+    })
 }
 
 fn load_rig(explicit: Option<&Path>, portrait: &Path) -> CliResult<Option<FaceRig>> {
@@ -477,6 +718,9 @@ fn bench(
         opts.threads = t.max(1);
     }
     let want = |g: &str| only.is_empty() || only.iter().any(|o| o == g);
+    if want("align") {
+        bevy_edtalk::bench::align::run(&opts);
+    }
     if want("procedural") {
         bevy_edtalk::bench::procedural::run(&opts);
     }

@@ -21,6 +21,7 @@
 //! from the pose source) and moves the frame for the sound's playback position into the
 //! face's [`Image`].
 
+mod align;
 mod asset_errors;
 mod assets;
 mod audio;
@@ -38,6 +39,7 @@ mod speech;
 mod startup;
 mod track_asset;
 
+pub use align::PortraitAlign;
 pub use assets::{
     AssetFileError, CharacterAsset, CharacterLoader, DefaultEmotion, EmotionScriptAsset,
     EmotionScriptLoader, VoiceLine, VoiceLineLoader,
@@ -99,6 +101,7 @@ impl Plugin for EdTalkPlugin {
             .add_message::<EdTalkError>()
             .register_type::<EdTalkSettings>()
             .register_type::<FacePortrait>()
+            .register_type::<PortraitAlign>()
             .register_type::<TalkingFace>()
             .register_type::<Character>()
             .register_type::<IdleMotion>()

@@ -136,7 +136,9 @@ pub(crate) fn register_portraits(
         .worker
         .worker
         .as_ref()
-        .map_or(io.settings.face_resolution.clamp(32, 1024), |w| w.resolution());
+        .map_or(io.settings.face_resolution.clamp(32, 1024), |w| {
+            w.resolution()
+        });
     for (entity, portrait, mut face, mut rt, sprite) in &mut faces {
         if face.image == Handle::default() {
             face.image = io.images.add(new_face_image(size, size));
@@ -153,7 +155,15 @@ pub(crate) fn register_portraits(
                 continue;
             };
             rt.preparing = None;
-            finish_registration(entity, id, prepared, &mut face, &mut rt, &mut io, &mut commands);
+            finish_registration(
+                entity,
+                id,
+                prepared,
+                &mut face,
+                &mut rt,
+                &mut io,
+                &mut commands,
+            );
             continue;
         }
         let Some(image) = io.images.get(id) else {
@@ -193,7 +203,15 @@ pub(crate) fn register_portraits(
         );
         if align == PortraitAlign::Off {
             let prepared = prepare_portrait(portrait_px, &align, rig, paste_back, size);
-            finish_registration(entity, id, prepared, &mut face, &mut rt, &mut io, &mut commands);
+            finish_registration(
+                entity,
+                id,
+                prepared,
+                &mut face,
+                &mut rt,
+                &mut io,
+                &mut commands,
+            );
         } else {
             // Face detection takes tens to hundreds of milliseconds: never on this thread.
             rt.preparing = Some(AsyncComputeTaskPool::get().spawn(async move {
@@ -214,7 +232,12 @@ fn finish_registration(
     commands: &mut Commands,
 ) {
     if let Some(note) = &prepared.note {
-        report(&mut io.errors, Some(entity), EdTalkErrorKind::Portrait, note.clone());
+        report(
+            &mut io.errors,
+            Some(entity),
+            EdTalkErrorKind::Portrait,
+            note.clone(),
+        );
     }
     // The texture takes the frames' size: the whole portrait when pasting back.
     let (w, h) = (prepared.still.width(), prepared.still.height());

@@ -7,6 +7,7 @@ pub mod neural;
 mod portrait;
 pub mod procedural;
 pub mod rig;
+mod rig_fit;
 
 pub use neural::NeuralRenderer;
 pub use portrait::{Portrait, PortraitError};
