@@ -1,66 +1,16 @@
 //! Bad data in files and messages never takes the game down; one emotion engine for the
 //! plugin and the offline renderer; entity events. Headless, like plugin_headless.rs.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bevy::asset::RenderAssetUsages;
-use bevy::image::{CompressedImageFormats, ImageLoader, ImagePlugin};
 use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
-use bevy::time::TimeUpdateStrategy;
 use bevy_edtalk::motion::{CustomEmotion, EXP_DIM, EmotionLibrary, EmotionMix, EmotionScript};
-use bevy_edtalk::plugin::{AudioOutput, EdTalkAudio};
 use bevy_edtalk::prelude::*;
-
-const DT: f64 = 0.04;
-
-fn app(assets_dir: &std::path::Path) -> App {
-    let mut app = App::new();
-    app.add_plugins((
-        MinimalPlugins,
-        AssetPlugin {
-            file_path: assets_dir.display().to_string(),
-            ..Default::default()
-        },
-        ImagePlugin::default(),
-        EdTalkPlugin {
-            settings: EdTalkSettings {
-                backend: BackendChoice::Procedural,
-                inference_threads: 1,
-                prebuffer: 0.08,
-                idle_motion: false,
-                audio: AudioOutput::Mock {
-                    sample_rate: 1000,
-                    buffer: 10,
-                },
-                ..Default::default()
-            },
-        },
-    ))
-    .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_secs_f64(
-        DT,
-    )))
-    .register_asset_loader(ImageLoader::new(CompressedImageFormats::empty()));
-    app.finish();
-    app.cleanup();
-    app
-}
-
-fn step(app: &mut App) {
-    app.world_mut()
-        .non_send_mut::<EdTalkAudio>()
-        .advance_mock(DT);
-    app.update();
-    std::thread::sleep(Duration::from_millis(5));
-}
-
-fn tempdir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("edtalk-hard-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use common::{app, errors, step, tempfile_dir as tempdir, write_character};
 
 fn grey_image() -> Image {
     Image::new_fill(
@@ -86,13 +36,6 @@ fn spawn_face(app: &mut App) -> Entity {
         .id()
 }
 
-fn errors(app: &mut App) -> Vec<EdTalkError> {
-    app.world_mut()
-        .resource_mut::<Messages<EdTalkError>>()
-        .drain()
-        .collect()
-}
-
 /// 1.2 s of a voiced tone at 16 kHz.
 fn tone_line() -> VoiceLine {
     let samples: Vec<f32> = (0..19_200)
@@ -102,18 +45,6 @@ fn tone_line() -> VoiceLine {
         samples: samples.into(),
         sample_rate: 16_000,
     }
-}
-
-fn write_character(dir: &std::path::Path, name: &str, extra: &str) {
-    let portraits = dir.join("portraits");
-    std::fs::create_dir_all(&portraits).unwrap();
-    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/portraits/ada.png");
-    std::fs::copy(src, portraits.join("ada.png")).unwrap();
-    std::fs::write(
-        dir.join(format!("{name}.character.ron")),
-        format!("(\n    name: \"{name}\",\n    portrait: \"portraits/ada.png\",\n{extra})\n"),
-    )
-    .unwrap();
 }
 
 #[test]

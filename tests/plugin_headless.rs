@@ -1,67 +1,17 @@
 //! Headless plugin tests: MinimalPlugins, asset + image plugins, kira's mock backend and
 //! manual time (40 ms a frame, one face frame per game frame).
 
-use std::time::Duration;
+mod common;
 
 use bevy::asset::RenderAssetUsages;
-use bevy::image::{CompressedImageFormats, ImageLoader, ImagePlugin};
 use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
-use bevy::time::TimeUpdateStrategy;
 use bevy_edtalk::motion::{
     Emotion, HeadPose, IdleSettings, MotionFrame, MotionTrack, MouthControls, PoseKey, PoseSource,
     PoseTrack,
 };
 use bevy_edtalk::plugin::*;
-
-const DT: f64 = 0.04;
-
-fn app(assets_dir: &std::path::Path) -> App {
-    app_with_idle(assets_dir, false)
-}
-
-fn app_with_idle(assets_dir: &std::path::Path, idle_motion: bool) -> App {
-    let mut app = App::new();
-    app.add_plugins((
-        MinimalPlugins,
-        AssetPlugin {
-            file_path: assets_dir.display().to_string(),
-            ..Default::default()
-        },
-        ImagePlugin::default(),
-        EdTalkPlugin {
-            settings: EdTalkSettings {
-                backend: BackendChoice::Procedural,
-                inference_threads: 1,
-                prebuffer: 0.08,
-                idle_motion,
-                audio: AudioOutput::Mock {
-                    sample_rate: 1000,
-                    buffer: 10,
-                },
-                ..Default::default()
-            },
-        },
-    ))
-    .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_secs_f64(
-        DT,
-    )))
-    // bevy_render registers the PNG loader; a headless app does it itself.
-    .register_asset_loader(ImageLoader::new(CompressedImageFormats::empty()));
-    app.finish();
-    app.cleanup();
-    app
-}
-
-/// One game frame: audio advances with the clock, and the worker gets a moment to answer
-/// (it is asynchronous by design; real games simply see the frame one update later).
-fn step(app: &mut App) {
-    app.world_mut()
-        .non_send_mut::<EdTalkAudio>()
-        .advance_mock(DT);
-    app.update();
-    std::thread::sleep(Duration::from_millis(15));
-}
+use common::*;
 
 /// A face-like test portrait: skin oval, dark eyes, a lip line.
 fn portrait_image() -> Image {
@@ -157,19 +107,6 @@ fn mouth_diff(a: &[u8], b: &[u8]) -> f32 {
     sum as f32 / count as f32
 }
 
-fn errors(app: &mut App) -> Vec<EdTalkError> {
-    app.world_mut()
-        .resource_mut::<Messages<EdTalkError>>()
-        .drain()
-        .collect()
-}
-
-fn settle(app: &mut App, frames: usize) {
-    for _ in 0..frames {
-        step(app);
-    }
-}
-
 #[test]
 fn speaking_moves_the_mouth_in_step_with_playback_and_stops_with_it() {
     let dir = tempfile_dir("speak");
@@ -239,13 +176,6 @@ fn playback_position(app: &App, face: Entity) -> Option<f64> {
     app.world()
         .get::<TalkingFace>(face)
         .and_then(|f| f.line_position.map(f64::from))
-}
-
-fn tempfile_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("edtalk-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[test]
@@ -536,18 +466,6 @@ fn a_line_with_its_own_pose_turns_the_head_and_a_line_without_does_not() {
     settle(&mut app, 5);
     assert!(cheek_diff(&face_pixels(&app, face), &rest) < 0.5);
     assert!(errors(&mut app).is_empty());
-}
-
-fn write_character(dir: &std::path::Path, name: &str, extra: &str) {
-    let portraits = dir.join("portraits");
-    std::fs::create_dir_all(&portraits).unwrap();
-    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/portraits/ada.png");
-    std::fs::copy(src, portraits.join("ada.png")).unwrap();
-    std::fs::write(
-        dir.join(format!("{name}.character.ron")),
-        format!("(\n    name: \"{name}\",\n    portrait: \"portraits/ada.png\",\n{extra})\n"),
-    )
-    .unwrap();
 }
 
 /// Steps until `entity` has a [`FacePortrait`] (the character file was applied).
