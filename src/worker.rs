@@ -56,9 +56,13 @@ impl Default for WorkerSettings {
 /// timeline. `epoch` is echoed back so the caller can discard frames made before a change.
 #[derive(Clone, Debug)]
 pub struct FrameJob {
+    /// The registered identity.
     pub identity: IdentityId,
+    /// Frame index on the identity's timeline (the plugin's frame key).
     pub index: i64,
+    /// Echoed in the answer.
     pub epoch: u32,
+    /// What the face does in this frame.
     pub motion: MotionFrame,
 }
 
@@ -67,31 +71,48 @@ pub struct FrameJob {
 pub enum WorkerEvent {
     /// A rendered frame.
     Frame {
+        /// The identity.
         identity: IdentityId,
+        /// The job's index.
         index: i64,
+        /// The job's epoch.
         epoch: u32,
+        /// The face (at the portrait's size when it is pasted back).
         frame: FaceFrame,
     },
     /// The identity is registered and can be rendered.
     IdentityReady(IdentityId),
     /// Registering the identity failed; its frames will fail too.
-    IdentityFailed { identity: IdentityId, error: String },
+    IdentityFailed {
+        /// The identity.
+        identity: IdentityId,
+        /// What was wrong.
+        error: String,
+    },
     /// Rendering these frames failed (the worker keeps running).
     RenderFailed {
+        /// The identities of the failed frames.
         identities: Vec<IdentityId>,
+        /// What went wrong.
         error: String,
     },
     /// The renderer panicked and was rebuilt; `reason` is the panic message.
-    Restarted { reason: String },
+    Restarted {
+        /// The panic message.
+        reason: String,
+    },
 }
 
 /// Errors of the worker's API.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
+    /// The command queue is full (its capacity); try again next frame.
     #[error("inference worker queue is full ({0} commands); request dropped")]
     Busy(usize),
+    /// The thread has ended.
     #[error("inference worker thread is gone and could not be restarted: {0}")]
     Gone(String),
+    /// The thread or its renderer could not be started.
     #[error("could not start the inference worker: {0}")]
     Spawn(String),
 }

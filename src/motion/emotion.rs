@@ -19,13 +19,21 @@ static PREDEFINED_EXP_WEIGHTS: std::sync::LazyLock<[[f32; EXP_DIM]; 8]> =
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Emotion {
+    /// Angry.
     Angry,
+    /// Contempt.
     Contempt,
+    /// Disgusted.
     Disgusted,
+    /// Fear.
     Fear,
+    /// Happy.
     Happy,
+    /// Neutral: the official neutral weights.
     Neutral,
+    /// Sad.
     Sad,
+    /// Surprised.
     Surprised,
 }
 

@@ -18,6 +18,7 @@ pub enum AudioOutput {
     Mock {
         /// Mock sample rate in Hz; one `process` call renders `buffer` frames.
         sample_rate: u32,
+        /// Frames per `process` call.
         buffer: usize,
     },
     /// No audio: lines advance with the game clock (servers, muted tests).

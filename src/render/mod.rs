@@ -39,15 +39,20 @@ pub type IdentityId = u64;
 /// bytes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FaceFrame {
+    /// Width in pixels.
     pub width: u32,
+    /// Height in pixels.
     pub height: u32,
+    /// The pixels, `width * height * 4` bytes.
     pub rgba: Vec<u8>,
 }
 
 /// What to render: a registered identity in one frame of motion.
 #[derive(Clone, Debug)]
 pub struct FaceRequest {
+    /// A registered identity.
     pub identity: IdentityId,
+    /// Mouth, head and expression for the frame.
     pub motion: MotionFrame,
 }
 

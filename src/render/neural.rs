@@ -40,8 +40,11 @@ struct Entry {
 /// Coefficients of one driving image.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ImageCoefficients {
+    /// Mouth coefficients over the lip bank.
     pub lip: [f32; LIP_DIM],
+    /// Head-pose coefficients over the pose bank.
     pub pose: [f32; POSE_DIM],
+    /// Expression coefficients (`None` for the lip/pose generator, which has no bank).
     pub exp: Option<[f32; EXP_DIM]>,
 }
 

@@ -3,24 +3,42 @@ use std::path::{Path, PathBuf};
 /// Errors reading or fitting a portrait image.
 #[derive(Debug, thiserror::Error)]
 pub enum PortraitError {
+    /// The file could not be read.
     #[error("portrait {path}: cannot read: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The bytes are not an image the crate decodes (PNG, JPEG, GIF).
     #[error("portrait {what}: not a readable image: {source}")]
     Decode {
+        /// The file or a description of the bytes.
         what: String,
+        /// The decoder's error.
         source: image::ImageError,
     },
+    /// The image is empty or too large.
     #[error("portrait {what}: {width}x{height} is empty or larger than 8192 px a side")]
     BadSize {
+        /// The file or a description of the buffer.
         what: String,
+        /// Its width.
         width: u32,
+        /// Its height.
         height: u32,
     },
+    /// An RGBA buffer whose length does not match its size.
     #[error("portrait: {len} bytes of RGBA do not make {width}x{height}x4")]
-    BadBuffer { width: u32, height: u32, len: usize },
+    BadBuffer {
+        /// The width given.
+        width: u32,
+        /// The height given.
+        height: u32,
+        /// The buffer's length in bytes.
+        len: usize,
+    },
 }
 
 /// Largest side accepted, so a stray 40k px texture cannot exhaust memory.

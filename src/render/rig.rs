@@ -124,13 +124,17 @@ pub enum RigError {
     /// The rig file could not be read.
     #[error("face rig {path}: cannot read: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
     /// The RON text does not describe a rig (the message carries line and column).
     #[error("face rig {what}: not a valid rig: {source}")]
     Parse {
+        /// The file or a description of the text.
         what: String,
+        /// RON's error with its position.
         // Boxed: RON's error is large and would bloat every `Result` carrying this enum.
         source: Box<ron::error::SpannedError>,
     },
@@ -139,19 +143,43 @@ pub enum RigError {
     Write(Box<ron::Error>),
     /// A coordinate is NaN or infinite.
     #[error("face rig: landmark `{landmark}` is not a finite number (found x={x}, y={y})")]
-    NotFinite { landmark: String, x: f32, y: f32 },
+    NotFinite {
+        /// The landmark's name.
+        landmark: String,
+        /// Its x.
+        x: f32,
+        /// Its y.
+        y: f32,
+    },
     /// A landmark lies far outside the image (more than a quarter image beyond an edge).
     #[error(
         "face rig: landmark `{landmark}` at ({x}, {y}) is outside the image; expected \
          normalised coordinates in 0..1"
     )]
-    OutsideImage { landmark: String, x: f32, y: f32 },
+    OutsideImage {
+        /// The landmark's name.
+        landmark: String,
+        /// Its x.
+        x: f32,
+        /// Its y.
+        y: f32,
+    },
     /// A feature is too small to animate.
     #[error("face rig: `{feature}` is degenerate: {detail}")]
-    Degenerate { feature: String, detail: String },
+    Degenerate {
+        /// The feature (eye, brow, mouth...).
+        feature: String,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// Features are in an order no swap can fix (e.g. the mouth above the eyes).
     #[error("face rig: expected {expected}, found {found}")]
-    Order { expected: String, found: String },
+    Order {
+        /// The order a face has.
+        expected: String,
+        /// What the rig has.
+        found: String,
+    },
     /// Too few outline points.
     #[error("face rig: `face_outline` needs at least 3 points, found {0}")]
     Outline(usize),
