@@ -5,6 +5,7 @@ use bevy::prelude::*;
 
 use super::assets::{CharacterAsset, DefaultEmotion};
 use super::components::{Character, EmotionState, EmotionTarget, FacePortrait, IdleMotion};
+use super::runtime::modified_ids;
 use crate::motion::EmotionMix;
 
 /// The file's default emotion when it was last applied, so a reload only moves the face
@@ -87,13 +88,7 @@ pub(crate) fn reload_characters(
     characters: Res<Assets<CharacterAsset>>,
     query: Query<CharacterFace>,
 ) {
-    let modified: Vec<AssetId<CharacterAsset>> = events
-        .read()
-        .filter_map(|e| match e {
-            AssetEvent::Modified { id } => Some(*id),
-            _ => None,
-        })
-        .collect();
+    let modified = modified_ids(&mut events);
     if modified.is_empty() {
         return;
     }

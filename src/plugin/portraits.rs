@@ -10,7 +10,7 @@ use bevy::tasks::{AsyncComputeTaskPool, block_on, poll_once};
 use super::align::{PortraitAlign, PreparedPortrait, prepare_portrait};
 use super::components::{FacePortrait, TalkingFace};
 use super::messages::{EdTalkError, EdTalkErrorKind};
-use super::runtime::{FaceRuntime, Registration, WorkerRes, identity_of, report};
+use super::runtime::{FaceRuntime, Registration, WorkerRes, identity_of, modified_ids, report};
 use super::settings::EdTalkSettings;
 use crate::render::Portrait;
 
@@ -54,13 +54,7 @@ pub(crate) fn reregister_modified_images(
     faces: Query<(Entity, &FacePortrait)>,
     mut commands: Commands,
 ) {
-    let modified: Vec<AssetId<Image>> = image_events
-        .read()
-        .filter_map(|e| match e {
-            AssetEvent::Modified { id } => Some(*id),
-            _ => None,
-        })
-        .collect();
+    let modified = modified_ids(&mut image_events);
     if modified.is_empty() {
         return;
     }

@@ -112,6 +112,17 @@ impl FaceRuntime {
     }
 }
 
+/// The assets that changed (hot reload, or an edit through `Assets::get_mut`).
+pub(crate) fn modified_ids<A: Asset>(events: &mut MessageReader<AssetEvent<A>>) -> Vec<AssetId<A>> {
+    events
+        .read()
+        .filter_map(|e| match e {
+            AssetEvent::Modified { id } => Some(*id),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The worker's key for an entity's identity.
 pub(crate) fn identity_of(entity: Entity) -> IdentityId {
     entity.to_bits()
