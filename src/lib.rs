@@ -39,8 +39,8 @@ pub mod prelude {
     pub use crate::plugin::{
         BackendChoice, Character, EdTalkDiagnostics, EdTalkError, EdTalkErrorKind, EdTalkPlugin,
         EdTalkSettings, EdTalkSystems, EmotionState, EmotionTarget, Emotions, FacePortrait,
-        IdleMotion, PortraitAlign, SetEmotion, Speak, SpeechFinished, SpeechStarted, StopSpeaking,
-        TalkingFace, VoiceLine,
+        IdleMotion, PortraitAlign, RendererReady, SetEmotion, Speak, SpeechFinished, SpeechStarted,
+        StopSpeaking, TalkingFace, VoiceLine,
     };
     pub use crate::render::{Backend, FaceFrame, FaceRenderer, FaceRequest, IdentityId, Portrait};
 }

@@ -115,3 +115,23 @@ fn time_ops_256() {
         eprintln!("lrelu @256: {:.1} ms", ms(t));
     }
 }
+
+/// Writes the full-size random generator as `EDTalk.safetensors` (and the fixture's
+/// full-size Audio2Lip as `Audio2Lip.safetensors`) into `$EDTALK_RANDOM_CKPTS`, for
+/// `edtalk bench --ckpts DIR --only plugin_startup` on a machine without the official files.
+#[test]
+#[ignore]
+fn write_random_full_size_checkpoints() {
+    let Some(dir) = std::env::var_os("EDTALK_RANDOM_CKPTS").map(PathBuf::from) else {
+        eprintln!("set EDTALK_RANDOM_CKPTS to a directory");
+        return;
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    candle_core::safetensors::save(&full_size_weights(), dir.join("EDTalk.safetensors")).unwrap();
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/edtalk");
+    std::fs::copy(
+        fixtures.join("audio2lip_weights.safetensors"),
+        dir.join("Audio2Lip.safetensors"),
+    )
+    .unwrap();
+}

@@ -10,7 +10,9 @@ use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
 use bevy_edtalk::motion::{CustomEmotion, EXP_DIM, EmotionLibrary, EmotionMix, EmotionScript};
 use bevy_edtalk::prelude::*;
-use common::{app, errors, step, tempfile_dir as tempdir, write_character};
+use common::{
+    app, app_with_settings, errors, step, tempfile_dir as tempdir, test_settings, write_character,
+};
 
 fn grey_image() -> Image {
     Image::new_fill(
@@ -529,4 +531,118 @@ fn character_files_take_auto_crop_anchors_and_paste_back() {
         .find(|e| e.message.contains("typo.character.ron:4:"))
         .unwrap_or_else(|| panic!("{all:?}"));
     assert!(typo.message.contains("Auto"), "{typo:?}");
+}
+
+/// A checkpoint directory with the small parity-fixture networks (narrow EDTalk, full-size
+/// Audio2Lip) under the names the plugin looks for.
+fn tiny_checkpoints(name: &str, corrupt_generator: bool) -> std::path::PathBuf {
+    let dir = tempdir(name);
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/edtalk");
+    let generator = dir.join("EDTalk.safetensors");
+    if corrupt_generator {
+        std::fs::write(&generator, b"not a checkpoint").unwrap();
+    } else {
+        std::fs::copy(
+            format!("{fixtures}/edtalk_tiny_weights.safetensors"),
+            &generator,
+        )
+        .unwrap();
+    }
+    std::fs::copy(
+        format!("{fixtures}/audio2lip_weights.safetensors"),
+        dir.join("Audio2Lip.safetensors"),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn startup_runs_procedural_at_once_and_moves_faces_to_the_neural_renderer() {
+    let dir = tempdir("startup");
+    let settings = EdTalkSettings {
+        backend: BackendChoice::Auto,
+        ckpt_dir: tiny_checkpoints("startup-ckpts", false),
+        ..test_settings(false)
+    };
+    let mut app = app_with_settings(&dir, settings);
+    let face = spawn_face(&mut app);
+    step(&mut app);
+    // The first frames run on the procedural renderer: nothing waited for the checkpoints.
+    assert_eq!(
+        app.world().resource::<EdTalkDiagnostics>().backend,
+        Some(Backend::Procedural)
+    );
+    let mut ready = None;
+    let mut all = Vec::new();
+    for i in 0..500 {
+        step(&mut app);
+        all.extend(errors(&mut app));
+        if let Some(m) = app
+            .world_mut()
+            .resource_mut::<Messages<RendererReady>>()
+            .drain()
+            .last()
+        {
+            ready = Some((i, m.backend));
+            break;
+        }
+    }
+    let (at, backend) = ready.unwrap_or_else(|| panic!("no RendererReady; errors {all:?}"));
+    assert_eq!(backend, Backend::Neural);
+    assert_eq!(
+        app.world().resource::<EdTalkDiagnostics>().backend,
+        Some(Backend::Neural)
+    );
+    // The face registers again and the neural renderer draws it.
+    let rendered_before = app.world().resource::<EdTalkDiagnostics>().frames_rendered;
+    let line = app
+        .world_mut()
+        .resource_mut::<Assets<VoiceLine>>()
+        .add(tone_line());
+    app.world_mut().write_message(Speak::new(face, line));
+    for _ in 0..40 {
+        step(&mut app);
+        all.extend(errors(&mut app));
+    }
+    let diag = app.world().resource::<EdTalkDiagnostics>();
+    assert!(all.is_empty(), "switched at step {at}; errors {all:?}");
+    assert!(
+        diag.frames_rendered > rendered_before,
+        "no neural frames: {diag:?}"
+    );
+}
+
+#[test]
+fn a_corrupt_checkpoint_is_reported_after_startup_and_faces_stay_procedural() {
+    let dir = tempdir("startup-bad");
+    let settings = EdTalkSettings {
+        backend: BackendChoice::Neural,
+        ckpt_dir: tiny_checkpoints("startup-bad-ckpts", true),
+        ..test_settings(false)
+    };
+    let mut app = app_with_settings(&dir, settings);
+    spawn_face(&mut app);
+    let mut all = Vec::new();
+    for _ in 0..200 {
+        step(&mut app);
+        all.extend(errors(&mut app));
+        if all.iter().any(|e| e.kind == EdTalkErrorKind::Checkpoint) {
+            break;
+        }
+    }
+    let e = all
+        .iter()
+        .find(|e| e.kind == EdTalkErrorKind::Checkpoint)
+        .unwrap_or_else(|| panic!("{all:?}"));
+    assert!(e.message.contains("EDTalk.safetensors"), "{e:?}");
+    assert!(e.message.contains("procedural"), "{e:?}");
+    assert_eq!(
+        app.world().resource::<EdTalkDiagnostics>().backend,
+        Some(Backend::Procedural)
+    );
+    let shown = app.world().resource::<EdTalkDiagnostics>().frames_shown;
+    for _ in 0..5 {
+        step(&mut app);
+    }
+    assert!(app.world().resource::<EdTalkDiagnostics>().frames_shown >= shown);
 }

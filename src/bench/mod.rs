@@ -18,6 +18,9 @@ pub struct BenchOptions {
     /// Whether the neural figures run with [`crate::heap::retain_freed_memory`] (as the
     /// plugin and the CLI do by default) or with the allocator's defaults.
     pub retain_freed_memory: bool,
+    /// Checkpoint directory for the figures that load the real checkpoints
+    /// (`plugin_startup`).
+    pub ckpt_dir: std::path::PathBuf,
 }
 
 impl Default for BenchOptions {
@@ -26,6 +29,7 @@ impl Default for BenchOptions {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             quick: false,
             retain_freed_memory: true,
+            ckpt_dir: "ckpts".into(),
         }
     }
 }

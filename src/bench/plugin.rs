@@ -13,22 +13,24 @@ use super::{BenchOptions, emit};
 use crate::plugin::*;
 
 fn app(threads: usize) -> App {
+    app_with(EdTalkSettings {
+        backend: BackendChoice::Procedural,
+        inference_threads: threads,
+        audio: AudioOutput::Mock {
+            sample_rate: 1000,
+            buffer: 10,
+        },
+        ..Default::default()
+    })
+}
+
+fn app_with(settings: EdTalkSettings) -> App {
     let mut app = App::new();
     app.add_plugins((
         MinimalPlugins,
         AssetPlugin::default(),
         ImagePlugin::default(),
-        EdTalkPlugin {
-            settings: EdTalkSettings {
-                backend: BackendChoice::Procedural,
-                inference_threads: threads,
-                audio: AudioOutput::Mock {
-                    sample_rate: 1000,
-                    buffer: 10,
-                },
-                ..Default::default()
-            },
-        },
+        EdTalkPlugin { settings },
     ))
     .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_millis(
         40,
@@ -130,5 +132,75 @@ pub fn run(opts: &BenchOptions) -> Vec<serde_json::Value> {
         "frames_shown": diag.frames_shown,
         "frames_late": diag.frames_late,
         "frames_dropped": diag.frames_dropped,
+    }))]
+}
+
+/// The longest main-thread frame while the plugin starts with the checkpoints in
+/// `opts.ckpt_dir`: 4 faces on screen, 16 ms game frames, until the neural renderer has
+/// taken over (or 120 s). Prints `{"bench":"plugin_startup","max_frame_ms":...}`.
+pub fn run_startup(opts: &BenchOptions) -> Vec<serde_json::Value> {
+    let started = Instant::now();
+    let mut app = app_with(EdTalkSettings {
+        backend: BackendChoice::Auto,
+        ckpt_dir: opts.ckpt_dir.clone(),
+        inference_threads: opts.threads.max(1),
+        audio: AudioOutput::Mock {
+            sample_rate: 1000,
+            buffer: 10,
+        },
+        ..Default::default()
+    });
+    let image = app
+        .world_mut()
+        .resource_mut::<Assets<Image>>()
+        .add(portrait());
+    for _ in 0..4 {
+        app.world_mut()
+            .spawn((FacePortrait::new(image.clone()), Sprite::default()));
+    }
+    let mut frames = Vec::new();
+    let mut switched = None;
+    while started.elapsed() < Duration::from_secs(120) {
+        app.world_mut()
+            .non_send_mut::<EdTalkAudio>()
+            .advance_mock(0.016);
+        let t0 = Instant::now();
+        app.update();
+        frames.push(t0.elapsed().as_secs_f64() * 1000.0);
+        let world = app.world_mut();
+        if world
+            .resource_mut::<Messages<RendererReady>>()
+            .drain()
+            .count()
+            > 0
+        {
+            switched = Some(started.elapsed().as_secs_f64());
+        }
+        let failed = world
+            .resource_mut::<Messages<EdTalkError>>()
+            .drain()
+            .any(|e| e.kind == EdTalkErrorKind::Checkpoint);
+        // A few frames after the switch (the faces register again), a failure, or with
+        // nothing loading (no checkpoints) two seconds of start-up, stop.
+        let settled = switched.map_or(!crate::plugin::neural_loading(app.world()), |_| true);
+        let since = switched.unwrap_or(0.0);
+        if failed || (settled && started.elapsed().as_secs_f64() > since + 2.0) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(16));
+    }
+    let max = frames.iter().copied().fold(0.0, f64::max);
+    let backend = app
+        .world()
+        .resource::<EdTalkDiagnostics>()
+        .backend
+        .map(|b| b.to_string());
+    vec![emit(serde_json::json!({
+        "bench": "plugin_startup",
+        "max_frame_ms": (max * 10.0).round() / 10.0,
+        "frames": frames.len(),
+        "neural_ready_s": switched.map(|t| (t * 100.0).round() / 100.0),
+        "backend": backend,
+        "ckpts": opts.ckpt_dir.display().to_string(),
     }))]
 }

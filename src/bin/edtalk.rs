@@ -90,6 +90,9 @@ enum Command {
         /// `bevy_edtalk::heap::retain_freed_memory`, as the plugin does).
         #[arg(long)]
         malloc_defaults: bool,
+        /// Checkpoints for `plugin_startup` (which runs only when named).
+        #[arg(long, default_value = "ckpts")]
+        ckpts: PathBuf,
     },
 }
 
@@ -112,7 +115,8 @@ fn main() -> ExitCode {
             quick,
             only,
             malloc_defaults,
-        } => bench(threads, quick, &only, malloc_defaults),
+            ckpts,
+        } => bench(threads, quick, &only, malloc_defaults, ckpts),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -708,10 +712,12 @@ fn bench(
     quick: bool,
     only: &[String],
     malloc_defaults: bool,
+    ckpt_dir: PathBuf,
 ) -> CliResult<()> {
     let mut opts = BenchOptions {
         quick,
         retain_freed_memory: !malloc_defaults,
+        ckpt_dir,
         ..Default::default()
     };
     if let Some(t) = threads {
@@ -730,6 +736,10 @@ fn bench(
     #[cfg(feature = "plugin")]
     if want("plugin") {
         bevy_edtalk::bench::plugin::run(&opts);
+    }
+    #[cfg(feature = "plugin")]
+    if only.iter().any(|o| o == "plugin_startup") {
+        bevy_edtalk::bench::plugin::run_startup(&opts);
     }
     if want("neural") {
         bevy_edtalk::bench::neural::run(&opts).map_err(|e| e.to_string())?;

@@ -171,6 +171,14 @@ pub struct SpeechFinished {
     pub completed: bool,
 }
 
+/// The plugin's renderer changed: sent when the neural renderer, loaded in the background
+/// after start-up, takes over the faces (until then they run on the procedural one).
+#[derive(Message, Clone, Debug, Reflect)]
+pub struct RendererReady {
+    /// The renderer now in use.
+    pub backend: crate::render::Backend,
+}
+
 /// What an [`EdTalkError`] is about, for games that handle some kinds themselves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Reflect)]
 pub enum EdTalkErrorKind {

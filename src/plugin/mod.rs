@@ -51,7 +51,8 @@ pub use components::{
 pub use diagnostics::EdTalkDiagnostics;
 pub use emotions::Emotions;
 pub use messages::{
-    EdTalkError, EdTalkErrorKind, SetEmotion, Speak, SpeechFinished, SpeechStarted, StopSpeaking,
+    EdTalkError, EdTalkErrorKind, RendererReady, SetEmotion, Speak, SpeechFinished, SpeechStarted,
+    StopSpeaking,
 };
 pub use runtime::FaceRuntime;
 pub use settings::{BackendChoice, EdTalkSettings, InferenceDevice};
@@ -99,6 +100,7 @@ impl Plugin for EdTalkPlugin {
             .add_message::<SpeechStarted>()
             .add_message::<SpeechFinished>()
             .add_message::<EdTalkError>()
+            .add_message::<RendererReady>()
             .register_type::<EdTalkSettings>()
             .register_type::<FacePortrait>()
             .register_type::<PortraitAlign>()
@@ -112,6 +114,7 @@ impl Plugin for EdTalkPlugin {
             .register_type::<SpeechStarted>()
             .register_type::<SpeechFinished>()
             .register_type::<EdTalkError>()
+            .register_type::<RendererReady>()
             .init_resource::<EdTalkDiagnostics>()
             .init_resource::<Emotions>()
             .add_observer(portraits::on_portrait_inserted)
@@ -131,6 +134,7 @@ impl Plugin for EdTalkPlugin {
                 (
                     (
                         asset_errors::report_asset_errors,
+                        startup::adopt_neural_renderer,
                         characters::apply_characters,
                         characters::reload_characters,
                         portraits::reregister_modified_images,
@@ -156,6 +160,12 @@ impl Plugin for EdTalkPlugin {
                 ),
             );
     }
+}
+
+/// Whether the neural renderer is still loading in the background.
+#[cfg(feature = "cli")]
+pub(crate) fn neural_loading(world: &World) -> bool {
+    world.contains_resource::<startup::PendingNeural>()
 }
 
 /// Makes the inference worker's renderer panic once, to exercise recovery (tests, chaos

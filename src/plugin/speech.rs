@@ -43,60 +43,72 @@ pub(crate) fn device(settings: &EdTalkSettings) -> Result<Device, String> {
     }
 }
 
-/// Renderers to try, best first (the procedural one always last), and Audio2Lip when the
-/// neural tier is chosen. Problems go to `failures` (reported, never fatal).
-pub(crate) fn renderer_factories(
+/// Where the neural renderer's files are, when the settings ask for it and they are there.
+pub(crate) struct NeuralFiles {
+    generator: std::path::PathBuf,
+    audio2lip: std::path::PathBuf,
+    device: Device,
+}
+
+/// Whether the settings want the neural renderer and its checkpoints are present: a
+/// directory scan only, cheap enough for the main thread. Problems go to `failures`.
+pub(crate) fn neural_files(
     settings: &EdTalkSettings,
     failures: &mut Vec<String>,
-) -> (Vec<RendererFactory>, Option<Arc<Audio2Lip>>) {
-    let mut out: Vec<RendererFactory> = Vec::new();
-    let mut audio2lip = None;
+) -> Option<NeuralFiles> {
     let ckpts = CheckpointDir::scan(&settings.ckpt_dir);
-    let want_neural = match settings.backend {
+    let want = match settings.backend {
         BackendChoice::Procedural => false,
         BackendChoice::Auto => ckpts.neural_ready(),
         BackendChoice::Neural => {
             if !ckpts.neural_ready() {
                 failures.push(format!(
                     "neural renderer requested, but {} lacks EDTalk.pt (or EDTalk_lip_pose.pt) \
-                     and Audio2Lip.pt",
+                     and Audio2Lip.pt; staying on the procedural renderer",
                     settings.ckpt_dir.display()
                 ));
             }
             ckpts.neural_ready()
         }
     };
-    if want_neural {
-        match (device(settings), ckpts.audio2lip.clone()) {
-            (Ok(dev), Some(a2l_path)) => {
-                let loaded = load_state_dict(&a2l_path, Some("audio2lip"))
-                    .map_err(|e| e.to_string())
-                    .and_then(|t| {
-                        Audio2Lip::from_tensors(t, &dev)
-                            .map_err(|e| format!("{}: {e}", a2l_path.display()))
-                    });
-                match loaded {
-                    Ok(model) => {
-                        if let Some(path) = ckpts.generator().map(|p| p.to_path_buf()) {
-                            audio2lip = Some(Arc::new(model));
-                            out.push(Arc::new(move || {
-                                NeuralRenderer::load(&path, &dev, DType::F32)
-                                    .map(|r| Box::new(r) as Box<dyn FaceRenderer>)
-                            }));
-                        }
-                    }
-                    Err(e) => failures.push(format!("Audio2Lip did not load: {e}")),
-                }
-            }
-            (Err(e), _) => failures.push(e),
-            (_, None) => {}
-        }
+    if !want {
+        return None;
     }
+    let device = match device(settings) {
+        Ok(d) => d,
+        Err(e) => {
+            failures.push(e);
+            return None;
+        }
+    };
+    Some(NeuralFiles {
+        generator: ckpts.generator()?.to_path_buf(),
+        audio2lip: ckpts.audio2lip.clone()?,
+        device,
+    })
+}
+
+/// Loads Audio2Lip and returns the neural renderer's factory: seconds of work for the
+/// full-size checkpoints, so the plugin calls it off the main thread.
+pub(crate) fn load_neural(files: NeuralFiles) -> Result<(RendererFactory, Arc<Audio2Lip>), String> {
+    let a2l = load_state_dict(&files.audio2lip, Some("audio2lip"))
+        .map_err(|e| e.to_string())
+        .and_then(|t| {
+            Audio2Lip::from_tensors(t, &files.device)
+                .map_err(|e| format!("{}: {e}", files.audio2lip.display()))
+        })
+        .map_err(|e| format!("Audio2Lip did not load: {e}"))?;
+    let (path, dev) = (files.generator, files.device);
+    let factory: RendererFactory = Arc::new(move || {
+        NeuralRenderer::load(&path, &dev, DType::F32).map(|r| Box::new(r) as Box<dyn FaceRenderer>)
+    });
+    Ok((factory, Arc::new(a2l)))
+}
+
+/// The procedural renderer's factory: always available, built in milliseconds.
+pub(crate) fn procedural_factory(settings: &EdTalkSettings) -> RendererFactory {
     let size = settings.face_resolution.clamp(32, 1024);
-    out.push(Arc::new(move || {
-        Ok(Box::new(ProceduralRenderer::with_size(size)) as Box<dyn FaceRenderer>)
-    }));
-    (out, audio2lip)
+    Arc::new(move || Ok(Box::new(ProceduralRenderer::with_size(size)) as Box<dyn FaceRenderer>))
 }
 
 /// Computes the motion track of a decoded line: from a baked track when one is given,

@@ -16,6 +16,7 @@ use crate::motion::MotionFrame;
 
 /// Which quality tier a renderer is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "plugin", derive(bevy::reflect::Reflect))]
 pub enum Backend {
     /// EDTalk in candle; needs the official checkpoints.
     Neural,

@@ -14,8 +14,28 @@ use bevy_edtalk::plugin::*;
 /// Seconds per game frame.
 pub const DT: f64 = 0.04;
 
+/// The tests' settings: procedural renderer, one inference thread, mock audio.
+pub fn test_settings(idle_motion: bool) -> EdTalkSettings {
+    EdTalkSettings {
+        backend: BackendChoice::Procedural,
+        inference_threads: 1,
+        prebuffer: 0.08,
+        idle_motion,
+        audio: AudioOutput::Mock {
+            sample_rate: 1000,
+            buffer: 10,
+        },
+        ..Default::default()
+    }
+}
+
 /// A headless app with the procedural renderer, assets read from `assets_dir`.
 pub fn app_with_idle(assets_dir: &Path, idle_motion: bool) -> App {
+    app_with_settings(assets_dir, test_settings(idle_motion))
+}
+
+/// A headless app with these plugin settings, assets read from `assets_dir`.
+pub fn app_with_settings(assets_dir: &Path, settings: EdTalkSettings) -> App {
     let mut app = App::new();
     app.add_plugins((
         MinimalPlugins,
@@ -24,19 +44,7 @@ pub fn app_with_idle(assets_dir: &Path, idle_motion: bool) -> App {
             ..Default::default()
         },
         ImagePlugin::default(),
-        EdTalkPlugin {
-            settings: EdTalkSettings {
-                backend: BackendChoice::Procedural,
-                inference_threads: 1,
-                prebuffer: 0.08,
-                idle_motion,
-                audio: AudioOutput::Mock {
-                    sample_rate: 1000,
-                    buffer: 10,
-                },
-                ..Default::default()
-            },
-        },
+        EdTalkPlugin { settings },
     ))
     .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_secs_f64(
         DT,
