@@ -187,3 +187,29 @@ fn silent_file_decodes() {
     // sox dithers its digital silence by an LSB or so.
     assert!(d.samples.iter().all(|&v| v.abs() < 2e-4));
 }
+
+#[test]
+fn source_quality_decode_keeps_the_files_own_samples() {
+    let keep = DecodeOptions {
+        keep_source: true,
+        ..Default::default()
+    };
+    let ogg = decode_file(speech("vowel_aa_44k_stereo.ogg"), &keep).unwrap();
+    let src = ogg.source.as_ref().expect("source kept");
+    assert_eq!((src.sample_rate, src.channels), (44_100, 2));
+    let seconds = src.frames.len() as f32 / 44_100.0;
+    assert!(
+        (seconds - ogg.seconds()).abs() < 0.01,
+        "{seconds} vs {}",
+        ogg.seconds()
+    );
+    // The analysis copy is the same with or without the source kept.
+    let plain = decode_file(speech("vowel_aa_44k_stereo.ogg"), &DecodeOptions::default()).unwrap();
+    assert!(plain.source.is_none());
+    assert_eq!(plain.samples, ogg.samples);
+    // Its mixdown is the mean of the kept channels, before resampling.
+    let flac = decode_file(speech("vowel_aa_22k.flac"), &keep).unwrap();
+    let src = flac.source.unwrap();
+    assert_eq!((src.sample_rate, src.channels), (22_050, 1));
+    assert!(src.frames.iter().all(|[l, r]| l == r), "mono on both sides");
+}

@@ -43,10 +43,7 @@ fn tone_line() -> VoiceLine {
     let samples: Vec<f32> = (0..19_200)
         .map(|i| 0.3 * (std::f32::consts::TAU * 160.0 * i as f32 / 16_000.0).sin())
         .collect();
-    VoiceLine {
-        samples: samples.into(),
-        sample_rate: 16_000,
-    }
+    VoiceLine::from_mono(samples, 16_000)
 }
 
 #[test]
@@ -645,4 +642,53 @@ fn a_corrupt_checkpoint_is_reported_after_startup_and_faces_stay_procedural() {
         step(&mut app);
     }
     assert!(app.world().resource::<EdTalkDiagnostics>().frames_shown >= shown);
+}
+
+/// Plays a voice-line file through the plugin; returns the SpeechStarted message.
+fn started_by_file(file: &str) -> SpeechStarted {
+    let dir = tempdir(&format!("quality-{file}"));
+    let src = format!(
+        "{}/tests/fixtures/speech/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::copy(src, dir.join(file)).unwrap();
+    let mut app = app(&dir);
+    let face = spawn_face(&mut app);
+    let line: Handle<VoiceLine> = app.world().resource::<AssetServer>().load(file.to_string());
+    app.world_mut()
+        .write_message(Speak::new(face, line.clone()));
+    for _ in 0..100 {
+        step(&mut app);
+        let started = app
+            .world_mut()
+            .resource_mut::<Messages<SpeechStarted>>()
+            .drain()
+            .next();
+        if let Some(m) = started {
+            // Lip-sync still analyses the 16 kHz mono copy.
+            let asset = app
+                .world()
+                .resource::<Assets<VoiceLine>>()
+                .get(&line)
+                .unwrap();
+            assert_eq!(asset.sample_rate, 16_000);
+            return m;
+        }
+    }
+    panic!("{file} never started: {:?}", errors(&mut app));
+}
+
+#[test]
+fn source_quality_a_44k_stereo_line_is_played_at_its_own_rate_and_channels() {
+    let m = started_by_file("vowel_aa_44k_stereo.ogg");
+    assert_eq!((m.sample_rate, m.channels), (44_100, 2));
+    assert!((m.duration - 0.884).abs() < 0.01, "{}", m.duration);
+}
+
+#[test]
+fn source_quality_mono_files_and_in_memory_lines_play_as_they_are() {
+    let m = started_by_file("vowel_aa_22k.flac");
+    assert_eq!((m.sample_rate, m.channels), (22_050, 1));
+    let m = started_by_file("vowel_aa.wav");
+    assert_eq!((m.sample_rate, m.channels), (16_000, 1));
 }

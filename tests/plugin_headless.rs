@@ -65,10 +65,7 @@ fn test_line() -> VoiceLine {
             }
         })
         .collect();
-    VoiceLine {
-        samples: samples.into(),
-        sample_rate: rate,
-    }
+    VoiceLine::from_mono(samples, rate)
 }
 
 fn spawn_face(app: &mut App) -> Entity {

@@ -81,12 +81,30 @@ pub enum AudioError {
 pub struct DecodeOptions {
     /// Longest accepted clip, in seconds (default 600).
     pub max_seconds: f32,
+    /// Also keep the source's own samples (its rate, up to two channels) for playback at
+    /// full quality; the 16 kHz mono copy is for analysis only (default off).
+    pub keep_source: bool,
 }
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        Self { max_seconds: 600.0 }
+        Self {
+            max_seconds: 600.0,
+            keep_source: false,
+        }
     }
+}
+
+/// A clip's own samples, for playback: as decoded, at the source's rate.
+#[derive(Clone, Debug, Default)]
+pub struct SourceAudio {
+    /// Sample rate in Hz.
+    pub sample_rate: u32,
+    /// Channels in the file (more than two are folded into two for playback).
+    pub channels: usize,
+    /// Stereo frames (left, right); a mono source has both sides equal. Non-finite
+    /// samples are replaced as in [`DecodedAudio::samples`].
+    pub frames: Vec<[f32; 2]>,
 }
 
 /// A decoded clip: 16 kHz mono samples plus what the source was.
@@ -100,6 +118,8 @@ pub struct DecodedAudio {
     pub source_channels: usize,
     /// How many non-finite (NaN or infinite) samples were replaced: NaN by 0, ±inf by ±1.
     pub sanitized: usize,
+    /// The source's own samples, with [`DecodeOptions::keep_source`].
+    pub source: Option<SourceAudio>,
 }
 
 impl DecodedAudio {
@@ -183,6 +203,7 @@ fn decode_source(
         })?;
 
     let mut mono: Vec<f32> = Vec::new();
+    let mut stereo: Vec<[f32; 2]> = Vec::new();
     let mut rate: Option<u32> = params.sample_rate;
     let mut channels = 0usize;
     let mut planes: Vec<Vec<f32>> = Vec::new();
@@ -247,6 +268,9 @@ fn decode_source(
         let n = buf.frames();
         let count = buf.num_planes().max(1);
         let scale = 1.0 / count as f32;
+        if options.keep_source {
+            stereo.extend((0..n).map(|i| stereo_frame(&planes, count, i)));
+        }
         mono.extend((0..n).map(|i| {
             planes
                 .iter()
@@ -278,6 +302,16 @@ fn decode_source(
     }
     let sanitized = sanitize(&mut mono);
     let source_rate = rate.unwrap_or(0);
+    let source = options.keep_source.then(|| {
+        for f in &mut stereo {
+            sanitize(f);
+        }
+        SourceAudio {
+            sample_rate: source_rate,
+            channels,
+            frames: stereo,
+        }
+    });
     let samples = resample_to_16k(&mono, source_rate)
         .map_err(|reason| AudioError::Resample { path: p(), reason })?;
     if samples.is_empty() {
@@ -288,7 +322,25 @@ fn decode_source(
         source_rate,
         source_channels: channels,
         sanitized,
+        source,
     })
+}
+
+/// Frame `i` of the decoded planes as stereo: mono on both sides, the first two channels
+/// of a stereo file, and for more channels the even ones left and the odd ones right.
+fn stereo_frame(planes: &[Vec<f32>], count: usize, i: usize) -> [f32; 2] {
+    let at = |c: usize| planes.get(c).and_then(|p| p.get(i)).copied().unwrap_or(0.0);
+    match count {
+        0 | 1 => [at(0), at(0)],
+        2 => [at(0), at(1)],
+        n => {
+            let side = |first: usize| {
+                let idx: Vec<usize> = (first..n).step_by(2).collect();
+                idx.iter().map(|&c| at(c)).sum::<f32>() / idx.len().max(1) as f32
+            };
+            [side(0), side(1)]
+        }
+    }
 }
 
 /// Replaces NaN by 0 and ±inf by ±1; returns how many samples were replaced.

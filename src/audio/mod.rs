@@ -11,7 +11,7 @@ pub mod resample;
 pub mod stream;
 pub mod windows;
 
-pub use decode::{AudioError, DecodeOptions, DecodedAudio, decode_bytes, decode_file};
+pub use decode::{AudioError, DecodeOptions, DecodedAudio, SourceAudio, decode_bytes, decode_file};
 pub use lipsync::{LipSync, LipSyncSettings};
 pub use mel::{MEL_BANDS, Mel, MelSpectrogram, slaney_mel_basis};
 pub use resample::{downmix_to_mono, resample_to_16k};

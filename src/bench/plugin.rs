@@ -70,10 +70,7 @@ fn line() -> VoiceLine {
             env * 0.4 * (std::f32::consts::TAU * 150.0 * t).sin()
         })
         .collect();
-    VoiceLine {
-        samples: samples.into(),
-        sample_rate: 16_000,
-    }
+    VoiceLine::from_mono(samples, 16_000)
 }
 
 /// Mean milliseconds per `update` over `frames` game frames.

@@ -10,20 +10,32 @@ use serde::Deserialize;
 
 use super::align::PortraitAlign;
 use super::settings::BackendChoice;
-use crate::audio::DecodeOptions;
+use crate::audio::{DecodeOptions, SourceAudio};
 use crate::motion::{EmotionScript, IdleSettings};
 use crate::render::rig::FaceRig;
 
-/// A decoded voice line: 16 kHz mono samples (what lip-sync needs, and what is played).
+/// A decoded voice line: 16 kHz mono samples for lip-sync, and (for files) the source's
+/// own samples, which are what is played: at the file's rate and channels.
 #[derive(Asset, TypePath, Clone, Debug)]
 pub struct VoiceLine {
-    /// Mono samples in -1..1.
+    /// Mono samples in -1..1, for analysis (and played when there is no `source`).
     pub samples: Arc<[f32]>,
     /// Their rate in Hz.
     pub sample_rate: u32,
+    /// The file's own samples, played at full quality.
+    pub source: Option<Arc<SourceAudio>>,
 }
 
 impl VoiceLine {
+    /// A line from mono samples at `sample_rate` (played as they are).
+    pub fn from_mono(samples: impl Into<Arc<[f32]>>, sample_rate: u32) -> Self {
+        Self {
+            samples: samples.into(),
+            sample_rate,
+            source: None,
+        }
+    }
+
     /// Length in seconds.
     pub fn duration(&self) -> f32 {
         self.samples.len() as f32 / self.sample_rate.max(1) as f32
@@ -144,16 +156,22 @@ impl AssetLoader for VoiceLineLoader {
 
 /// Decodes an encoded voice line (any rate and channel count) to 16 kHz mono.
 pub(crate) fn decode_voice(bytes: Vec<u8>, path: &str) -> Result<VoiceLine, AssetFileError> {
+    let options = DecodeOptions {
+        keep_source: true,
+        ..Default::default()
+    };
     let decoded =
-        crate::audio::decode_bytes(bytes, path, &DecodeOptions::default()).map_err(|e| {
-            AssetFileError::Invalid {
-                path: path.to_string(),
-                message: e.to_string(),
-            }
+        crate::audio::decode_bytes(bytes, path, &options).map_err(|e| AssetFileError::Invalid {
+            path: path.to_string(),
+            message: e.to_string(),
         })?;
     Ok(VoiceLine {
         samples: decoded.samples.into(),
         sample_rate: crate::audio::SAMPLE_RATE,
+        source: decoded
+            .source
+            .filter(|s| s.sample_rate > 0 && !s.frames.is_empty())
+            .map(Arc::new),
     })
 }
 

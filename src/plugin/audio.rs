@@ -3,6 +3,8 @@
 use std::sync::Arc;
 
 use bevy::prelude::*;
+
+use crate::audio::SourceAudio;
 use kira::backend::mock::{MockBackend, MockBackendSettings};
 use kira::sound::PlaybackState;
 use kira::sound::static_sound::{StaticSoundData, StaticSoundHandle, StaticSoundSettings};
@@ -97,12 +99,32 @@ impl EdTalkAudio {
         }
     }
 
-    /// Starts a mono line. Never fails: if the device refuses, the line runs on the clock.
-    pub(crate) fn play(&mut self, samples: &Arc<[f32]>, sample_rate: u32, now: f64) -> Playback {
-        let duration = samples.len() as f64 / sample_rate.max(1) as f64;
+    /// Starts a line: the file's own samples when there are (`source`, at its rate and
+    /// channels), else the mono samples. Never fails: if the device refuses, the line runs
+    /// on the clock. Returns the playback and what is played (rate, channels).
+    pub(crate) fn play(
+        &mut self,
+        samples: &Arc<[f32]>,
+        sample_rate: u32,
+        source: Option<&SourceAudio>,
+        now: f64,
+    ) -> (Playback, (u32, usize)) {
+        let (rate, channels, frames): (u32, usize, Arc<[Frame]>) = match source {
+            Some(s) => (
+                s.sample_rate.max(1),
+                s.channels.clamp(1, 2),
+                s.frames.iter().map(|&[l, r]| Frame::new(l, r)).collect(),
+            ),
+            None => (
+                sample_rate.max(1),
+                1,
+                samples.iter().map(|&s| Frame::from_mono(s)).collect(),
+            ),
+        };
+        let duration = frames.len() as f64 / rate as f64;
         let data = || StaticSoundData {
-            sample_rate,
-            frames: samples.iter().map(|&s| Frame::from_mono(s)).collect(),
+            sample_rate: rate,
+            frames: frames.clone(),
             settings: StaticSoundSettings::default(),
             slice: None,
         };
@@ -116,7 +138,7 @@ impl EdTalkAudio {
             }
             Output::Clock => Err(String::new()),
         };
-        match result {
+        let playback = match result {
             Ok(handle) => Playback::Kira(handle),
             Err(e) => {
                 if !e.is_empty() {
@@ -127,7 +149,8 @@ impl EdTalkAudio {
                     duration,
                 }
             }
-        }
+        };
+        (playback, (rate, channels))
     }
 }
 

@@ -238,7 +238,12 @@ pub(crate) fn start_prepared_lines(
         match result {
             Ok(prepared) => {
                 end_line(entity, &mut rt, false, &mut out.finished, &mut out.commands);
-                let playback = audio.play(&prepared.samples, prepared.sample_rate, now);
+                let (playback, (sample_rate, channels)) = audio.play(
+                    &prepared.samples,
+                    prepared.sample_rate,
+                    prepared.source.as_deref(),
+                    now,
+                );
                 let duration = prepared.samples.len() as f32 / prepared.sample_rate.max(1) as f32;
                 let base_key = rt.key + 1;
                 rt.line = Some(ActiveLine {
@@ -256,6 +261,8 @@ pub(crate) fn start_prepared_lines(
                     entity,
                     tag: pending.request.tag,
                     duration,
+                    sample_rate,
+                    channels,
                 };
                 out.commands.trigger(event.clone());
                 out.started.write(event);

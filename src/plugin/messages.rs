@@ -158,6 +158,11 @@ pub struct SpeechStarted {
     pub tag: String,
     /// Line length in seconds.
     pub duration: f32,
+    /// Sample rate of what is played: the file's own for voice-line files (the 16 kHz
+    /// copy is only for lip-sync analysis).
+    pub sample_rate: u32,
+    /// Channels of what is played (the file's, up to two).
+    pub channels: usize,
 }
 
 /// A line ended (played out or stopped). Also triggered as an entity event on the face.

@@ -24,6 +24,8 @@ use candle_core::{DType, Device};
 pub(crate) struct PreparedLine {
     pub samples: Arc<[f32]>,
     pub sample_rate: u32,
+    /// The file's own samples: what is played when present.
+    pub source: Option<Arc<crate::audio::SourceAudio>>,
     pub motion: Vec<MotionFrame>,
     /// The line brings its own head pose (and blinks), which replace the idle motion.
     pub own_pose: bool,
@@ -143,6 +145,7 @@ pub(crate) fn prepare_line(
     Ok(PreparedLine {
         samples: line.samples.clone(),
         sample_rate: line.sample_rate,
+        source: line.source.clone(),
         motion,
         own_pose,
     })
@@ -271,10 +274,7 @@ mod tests {
         let samples: Vec<f32> = (0..n)
             .map(|i| 0.4 * (std::f32::consts::TAU * 150.0 * i as f32 / 16_000.0).sin())
             .collect();
-        VoiceLine {
-            samples: samples.into(),
-            sample_rate: 16_000,
-        }
+        VoiceLine::from_mono(samples, 16_000)
     }
 
     fn turned(yaw: f32) -> PoseSource {
