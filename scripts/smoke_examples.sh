@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 examples=("$@")
-[ ${#examples[@]} -gt 0 ] || examples=(talking_npc emotion_script crowd)
+[ ${#examples[@]} -gt 0 ] || examples=(talking_npc emotion_script crowd tts_stream)
 out="${CARGO_TARGET_DIR:-target}/smoke"
 mkdir -p "$out"
 export WGPU_BACKEND=vulkan

@@ -35,12 +35,14 @@ pub mod prelude {
         EXP_DIM, Easing, Emotion, EmotionMix, ExpressionControls, HeadPose, IdleSettings, LIP_DIM,
         MOTION_FPS, MotionFrame, MouthControls, POSE_DIM, PoseSource,
     };
+    #[cfg(feature = "bevy_audio")]
+    pub use crate::plugin::LipSyncTo;
     #[cfg(feature = "plugin")]
     pub use crate::plugin::{
         BackendChoice, Character, EdTalkDiagnostics, EdTalkError, EdTalkErrorKind, EdTalkPlugin,
         EdTalkSettings, EdTalkSystems, EmotionState, EmotionTarget, Emotions, FacePortrait,
-        IdleMotion, PortraitAlign, RendererReady, SetEmotion, Speak, SpeechFinished, SpeechStarted,
-        StopSpeaking, TalkingFace, VoiceLine,
+        IdleMotion, PortraitAlign, RendererReady, SetEmotion, Speak, SpeakStream, SpeechFinished,
+        SpeechStarted, StopSpeaking, TalkingFace, VoiceLine, VoiceStream, Volume,
     };
     pub use crate::render::{Backend, FaceFrame, FaceRenderer, FaceRequest, IdentityId, Portrait};
 }

@@ -6,7 +6,7 @@ use bevy::prelude::*;
 
 use super::components::{EmotionState, TalkingFace};
 use super::messages::{EdTalkError, EdTalkErrorKind, SetEmotion};
-use super::runtime::{FaceRuntime, report};
+use super::runtime::{ActiveLine, FaceRuntime, report};
 use super::settings::EdTalkSettings;
 use crate::motion::EmotionLibrary;
 
@@ -102,6 +102,11 @@ pub(crate) fn advance_emotions(
         }
         let rt = &mut *rt;
         let key = match &rt.line {
+            // A stream waiting for audio: the face goes on with game time.
+            Some(ActiveLine {
+                starved: Some((t0, k0)),
+                ..
+            }) => k0 + ((now - t0) * fps).floor() as i64,
             Some(line) => line.base_key + (line.playback.position(now) * fps).floor() as i64,
             None => (now * fps).floor() as i64,
         };

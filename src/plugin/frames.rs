@@ -54,11 +54,7 @@ pub(crate) fn request_frames(
         let mut last = rt.requested_upto;
         for key in from..=to {
             let motion = speech::motion_at(
-                rt.line.as_ref().map(|l| speech::LineView {
-                    frames: l.motion.as_slice(),
-                    base_key: l.base_key,
-                    own_pose: l.own_pose,
-                }),
+                rt.line.as_ref().and_then(|l| l.view()),
                 key,
                 fps,
                 id,

@@ -7,7 +7,7 @@ use bevy::prelude::*;
 use bevy::tasks::{AsyncComputeTaskPool, block_on, poll_once};
 
 use super::assets::{EmotionScriptAsset, VoiceLine};
-use super::audio::EdTalkAudio;
+use super::audio::{EdTalkAudio, PlayOptions};
 use super::components::EmotionTarget;
 use super::emotions::Emotions;
 use super::messages::*;
@@ -18,7 +18,7 @@ use super::speech;
 use super::track_asset::MotionTrackAsset;
 
 /// Ends the face's line, if any, and says so (message and entity event).
-fn end_line(
+pub(crate) fn end_line(
     entity: Entity,
     rt: &mut FaceRuntime,
     completed: bool,
@@ -88,15 +88,40 @@ pub(crate) struct LineAssets<'w> {
     library: Res<'w, Emotions>,
     worker: Res<'w, WorkerRes>,
     time: Res<'w, Time>,
+    settings: Res<'w, super::settings::EdTalkSettings>,
 }
 
 /// What a starting line writes.
 #[derive(SystemParam)]
 pub(crate) struct LineOutput<'w, 's> {
-    started: MessageWriter<'w, SpeechStarted>,
-    finished: MessageWriter<'w, SpeechFinished>,
-    errors: MessageWriter<'w, EdTalkError>,
-    commands: Commands<'w, 's>,
+    pub(crate) started: MessageWriter<'w, SpeechStarted>,
+    pub(crate) finished: MessageWriter<'w, SpeechFinished>,
+    pub(crate) errors: MessageWriter<'w, EdTalkError>,
+    pub(crate) commands: Commands<'w, 's>,
+}
+
+impl LineOutput<'_, '_> {
+    /// Says a line started (message and entity event).
+    pub(crate) fn started(&mut self, event: SpeechStarted) {
+        self.commands.trigger(event.clone());
+        self.started.write(event);
+    }
+
+    /// Ends the face's line, if any (see [`end_line`]).
+    pub(crate) fn end(&mut self, entity: Entity, rt: &mut FaceRuntime, completed: bool) {
+        end_line(
+            entity,
+            rt,
+            completed,
+            &mut self.finished,
+            &mut self.commands,
+        );
+    }
+
+    /// Reports a problem (see [`report`]).
+    pub(crate) fn report(&mut self, entity: Entity, kind: EdTalkErrorKind, message: String) {
+        report(&mut self.errors, Some(entity), kind, message);
+    }
 }
 
 /// An asset a line waits for: loaded, still loading, or failed (with the error text).
@@ -128,6 +153,7 @@ pub(crate) fn start_prepared_lines(
     mut out: LineOutput,
 ) {
     let now = assets.time.elapsed_secs_f64();
+    let fps = assets.settings.fps() as f64;
     for (entity, mut rt) in &mut faces {
         let Some(mut pending) = rt.pending.take() else {
             continue;
@@ -237,15 +263,31 @@ pub(crate) fn start_prepared_lines(
         };
         match result {
             Ok(prepared) => {
+                let duration = prepared.samples.len() as f32 / prepared.sample_rate.max(1) as f32;
+                let options = match play_options(&pending.request, duration, &audio) {
+                    Ok((options, problems)) => {
+                        for p in problems {
+                            report(&mut out.errors, Some(entity), EdTalkErrorKind::Request, p);
+                        }
+                        options
+                    }
+                    Err(e) => {
+                        report(&mut out.errors, Some(entity), EdTalkErrorKind::Request, e);
+                        continue;
+                    }
+                };
                 end_line(entity, &mut rt, false, &mut out.finished, &mut out.commands);
                 let (playback, (sample_rate, channels)) = audio.play(
                     &prepared.samples,
                     prepared.sample_rate,
                     prepared.source.as_deref(),
+                    &options,
                     now,
                 );
-                let duration = prepared.samples.len() as f32 / prepared.sample_rate.max(1) as f32;
-                let base_key = rt.key + 1;
+                // The line's frame keys count from its start: an offset start shows frame
+                // `start * fps` first.
+                let skipped = (options.start * fps).floor() as i64;
+                let base_key = rt.key + 1 - skipped;
                 rt.line = Some(ActiveLine {
                     playback,
                     motion: std::sync::Arc::new(prepared.motion),
@@ -254,9 +296,13 @@ pub(crate) fn start_prepared_lines(
                     tag: pending.request.tag.clone(),
                     script,
                     next_script_key: 0,
+                    stream: None,
+                    starved: None,
+                    follows: None,
                 });
                 // Frames requested before the line carry a closed mouth: re-request them.
-                rt.invalidate(base_key - 1);
+                let current = rt.key;
+                rt.invalidate(current);
                 let event = SpeechStarted {
                     entity,
                     tag: pending.request.tag,
@@ -275,6 +321,63 @@ pub(crate) fn start_prepared_lines(
             ),
         }
     }
+}
+
+/// Checks a line's playback options. Numbers that make no sense (NaN, inf) fall back to
+/// the default and are reported (the second value); a start past the line's end is an
+/// error (the line is not played).
+fn play_options(
+    speak: &Speak,
+    duration: f32,
+    audio: &EdTalkAudio,
+) -> Result<(PlayOptions, Vec<String>), String> {
+    let mut problems = Vec::new();
+    let volume_db = speak.volume.decibels().unwrap_or_else(|| {
+        problems.push(format!(
+            "Speak volume {:?} is not a usable gain; playing at 0 dB",
+            speak.volume
+        ));
+        0.0
+    });
+    let panning = if speak.panning.is_finite() {
+        speak.panning.clamp(-1.0, 1.0)
+    } else {
+        problems.push(format!(
+            "Speak panning {} is not a number; centred",
+            speak.panning
+        ));
+        0.0
+    };
+    let start = match speak.start_at {
+        s if !s.is_finite() || s < 0.0 => {
+            return Err(format!("Speak start_at {s} s is not a time in the line"));
+        }
+        s if s >= duration => {
+            return Err(format!(
+                "Speak start_at {s:.3} s is past the line's end ({duration:.3} s)"
+            ));
+        }
+        s => s as f64,
+    };
+    let track = match &speak.mixer_track {
+        Some(name) if !audio.has_track(name) => {
+            problems.push(format!(
+                "Speak mixer track `{name}` is not registered (EdTalkAudio::add_track); \
+                 playing on the main track"
+            ));
+            None
+        }
+        t => t.clone(),
+    };
+    Ok((
+        PlayOptions {
+            volume_db,
+            panning,
+            start,
+            track,
+        },
+        problems,
+    ))
 }
 
 /// Ends lines that played out.

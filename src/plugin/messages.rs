@@ -5,8 +5,10 @@
 use bevy::prelude::*;
 
 use super::assets::{EmotionScriptAsset, VoiceLine};
+use super::audio::Volume;
 use super::components::EmotionTarget;
 use super::track_asset::MotionTrackAsset;
+use super::voice_stream::VoiceStream;
 use crate::motion::{Easing, Emotion, EmotionMix, PoseSource};
 
 /// Makes a face speak a voice line (played on the audio output, lip-synced).
@@ -34,6 +36,16 @@ pub struct Speak {
     pub track: Option<Handle<MotionTrackAsset>>,
     /// Subtitle or caller tag, echoed in [`SpeechStarted`] / [`SpeechFinished`].
     pub tag: String,
+    /// How loud the line plays (default: as recorded).
+    pub volume: Volume,
+    /// Stereo position, -1 (left) .. 1 (right); default 0 (centre).
+    pub panning: f32,
+    /// Seconds into the line where playback (and the face) starts; default 0.
+    pub start_at: f32,
+    /// The kira mixer track the line plays through (e.g. the game's voice bus), by the name
+    /// it was registered under with [`super::EdTalkAudio::add_track`] or
+    /// [`super::EdTalkAudio::insert_track`]. `None`: the manager's main track.
+    pub mixer_track: Option<String>,
 }
 
 impl Speak {
@@ -46,7 +58,35 @@ impl Speak {
             pose: None,
             track: None,
             tag: String::new(),
+            volume: Volume::default(),
+            panning: 0.0,
+            start_at: 0.0,
+            mixer_track: None,
         }
+    }
+
+    /// At a volume, e.g. `Volume::Decibels(-6.0)` or `Volume::Amplitude(0.5)`.
+    pub fn with_volume(mut self, volume: Volume) -> Self {
+        self.volume = volume;
+        self
+    }
+
+    /// Panned: -1 (left) .. 1 (right).
+    pub fn with_panning(mut self, panning: f32) -> Self {
+        self.panning = panning;
+        self
+    }
+
+    /// Starting `seconds` into the line (audio and face together).
+    pub fn starting_at(mut self, seconds: f32) -> Self {
+        self.start_at = seconds;
+        self
+    }
+
+    /// Through the kira mixer track registered under `name` (see [`Speak::mixer_track`]).
+    pub fn on_mixer_track(mut self, name: impl Into<String>) -> Self {
+        self.mixer_track = Some(name.into());
+        self
     }
 
     /// With an emotion script.
@@ -70,6 +110,66 @@ impl Speak {
     /// With a tag (e.g. the subtitle).
     pub fn with_tag(mut self, tag: impl Into<String>) -> Self {
         self.tag = tag.into();
+        self
+    }
+}
+
+/// Makes a face speak a live [`VoiceStream`] (e.g. a TTS engine's output pushed in
+/// chunks): played as it arrives, behind a jitter buffer as long as the lip-sync's
+/// lookahead, and lip-synced with the engine's streaming path. A line already playing on
+/// that face is stopped. [`SpeechStarted`] is sent when the first chunk arrives (its
+/// `duration` is 0: a stream's length is not known), [`SpeechFinished`] once the stream
+/// was finished and has played out. The emotion comes from the face's [`super::EmotionState`].
+#[derive(Message, Clone, Debug)]
+pub struct SpeakStream {
+    /// The face.
+    pub entity: Entity,
+    /// The stream (a clone of the producer's handle).
+    pub stream: VoiceStream,
+    /// Subtitle or caller tag, echoed in [`SpeechStarted`] / [`SpeechFinished`].
+    pub tag: String,
+    /// How loud the stream plays.
+    pub volume: Volume,
+    /// Stereo position, -1 (left) .. 1 (right).
+    pub panning: f32,
+    /// The kira mixer track it plays through (see [`Speak::mixer_track`]).
+    pub mixer_track: Option<String>,
+}
+
+impl SpeakStream {
+    /// Speak `stream` on `entity`.
+    pub fn new(entity: Entity, stream: &VoiceStream) -> Self {
+        Self {
+            entity,
+            stream: stream.clone(),
+            tag: String::new(),
+            volume: Volume::default(),
+            panning: 0.0,
+            mixer_track: None,
+        }
+    }
+
+    /// With a tag (e.g. the subtitle).
+    pub fn with_tag(mut self, tag: impl Into<String>) -> Self {
+        self.tag = tag.into();
+        self
+    }
+
+    /// At a volume.
+    pub fn with_volume(mut self, volume: Volume) -> Self {
+        self.volume = volume;
+        self
+    }
+
+    /// Panned: -1 (left) .. 1 (right).
+    pub fn with_panning(mut self, panning: f32) -> Self {
+        self.panning = panning;
+        self
+    }
+
+    /// Through the kira mixer track registered under `name`.
+    pub fn on_mixer_track(mut self, name: impl Into<String>) -> Self {
+        self.mixer_track = Some(name.into());
         self
     }
 }

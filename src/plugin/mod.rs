@@ -29,6 +29,8 @@ mod characters;
 mod components;
 mod diagnostics;
 mod emotions;
+#[cfg(feature = "bevy_audio")]
+mod follow;
 mod frames;
 mod lines;
 mod messages;
@@ -37,26 +39,34 @@ mod runtime;
 mod settings;
 mod speech;
 mod startup;
+mod stream_lines;
 mod track_asset;
+mod voice_stream;
 
 pub use align::PortraitAlign;
 pub use assets::{
     AssetFileError, CharacterAsset, CharacterLoader, DefaultEmotion, EmotionScriptAsset,
     EmotionScriptLoader, VoiceLine, VoiceLineLoader,
 };
-pub use audio::{AudioOutput, EdTalkAudio};
+pub use audio::{AudioOutput, EdTalkAudio, EdTalkAudioError, Volume};
 pub use components::{
     Character, EmotionState, EmotionTarget, FacePortrait, IdleMotion, TalkingFace,
 };
 pub use diagnostics::EdTalkDiagnostics;
 pub use emotions::Emotions;
+#[cfg(feature = "bevy_audio")]
+pub use follow::{Following, LipSyncTo};
+/// The kira version the plugin plays voice on: name its types (`TrackBuilder`,
+/// `AudioManager`) through this path to share a manager or add a voice track.
+pub use kira;
 pub use messages::{
-    EdTalkError, EdTalkErrorKind, RendererReady, SetEmotion, Speak, SpeechFinished, SpeechStarted,
-    StopSpeaking,
+    EdTalkError, EdTalkErrorKind, RendererReady, SetEmotion, Speak, SpeakStream, SpeechFinished,
+    SpeechStarted, StopSpeaking,
 };
 pub use runtime::FaceRuntime;
 pub use settings::{BackendChoice, EdTalkSettings, InferenceDevice};
 pub use track_asset::{MotionTrackAsset, MotionTrackLoader};
+pub use voice_stream::{STREAM_PREBUFFER_SECS, VoiceStream, VoiceStreamError};
 
 use bevy::prelude::*;
 
@@ -84,8 +94,11 @@ impl Plugin for EdTalkPlugin {
         if !app.world().contains_resource::<EdTalkSettings>() {
             app.insert_resource(self.settings.clone());
         }
-        let output = app.world().resource::<EdTalkSettings>().audio;
-        app.insert_non_send(EdTalkAudio::new(output));
+        // A game that handed its own kira manager over keeps it (one audio device).
+        if !app.world().contains_non_send::<EdTalkAudio>() {
+            let output = app.world().resource::<EdTalkSettings>().audio;
+            app.insert_non_send(EdTalkAudio::new(output));
+        }
         app.init_asset::<VoiceLine>()
             .init_asset::<CharacterAsset>()
             .init_asset::<EmotionScriptAsset>()
@@ -95,6 +108,7 @@ impl Plugin for EdTalkPlugin {
             .init_asset_loader::<CharacterLoader>()
             .init_asset_loader::<EmotionScriptLoader>()
             .add_message::<Speak>()
+            .add_message::<SpeakStream>()
             .add_message::<StopSpeaking>()
             .add_message::<SetEmotion>()
             .add_message::<SpeechStarted>()
@@ -128,37 +142,49 @@ impl Plugin for EdTalkPlugin {
                 )
                     .chain(),
             )
-            .add_systems(Startup, startup::start_worker)
+            .add_systems(Startup, startup::start_worker);
+        #[cfg(feature = "bevy_audio")]
+        app.register_type::<LipSyncTo>()
+            .add_observer(follow::on_lip_sync_removed)
             .add_systems(
                 Update,
-                (
-                    (
-                        asset_errors::report_asset_errors,
-                        startup::adopt_neural_renderer,
-                        characters::apply_characters,
-                        characters::reload_characters,
-                        portraits::reregister_modified_images,
-                        portraits::register_portraits,
-                        lines::handle_stop,
-                        lines::handle_speak,
-                        lines::start_prepared_lines,
-                        emotions::resolve_requested_emotions,
-                        emotions::handle_set_emotion,
-                    )
-                        .chain()
-                        .in_set(EdTalkSystems::Input),
-                    (
-                        emotions::advance_emotions,
-                        lines::finish_lines,
-                        frames::request_frames,
-                    )
-                        .chain()
-                        .in_set(EdTalkSystems::Schedule),
-                    (frames::collect_frames, frames::upload_frames)
-                        .chain()
-                        .in_set(EdTalkSystems::Upload),
-                ),
+                follow::follow_bevy_audio
+                    .after(lines::start_prepared_lines)
+                    .before(emotions::resolve_requested_emotions)
+                    .in_set(EdTalkSystems::Input),
             );
+        app.add_systems(
+            Update,
+            (
+                (
+                    asset_errors::report_asset_errors,
+                    startup::adopt_neural_renderer,
+                    characters::apply_characters,
+                    characters::reload_characters,
+                    portraits::reregister_modified_images,
+                    portraits::register_portraits,
+                    lines::handle_stop,
+                    lines::handle_speak,
+                    stream_lines::handle_speak_stream,
+                    lines::start_prepared_lines,
+                    emotions::resolve_requested_emotions,
+                    emotions::handle_set_emotion,
+                )
+                    .chain()
+                    .in_set(EdTalkSystems::Input),
+                (
+                    stream_lines::pump_streams,
+                    emotions::advance_emotions,
+                    lines::finish_lines,
+                    frames::request_frames,
+                )
+                    .chain()
+                    .in_set(EdTalkSystems::Schedule),
+                (frames::collect_frames, frames::upload_frames)
+                    .chain()
+                    .in_set(EdTalkSystems::Upload),
+            ),
+        );
     }
 }
 

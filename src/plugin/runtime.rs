@@ -71,6 +71,24 @@ pub(crate) struct ActiveLine {
     /// The emotion script's keys, resolved against the game's emotion library.
     pub(crate) script: Option<ResolvedKeys>,
     pub(crate) next_script_key: usize,
+    /// A live voice stream's plugin end (dropping it closes the stream).
+    pub(crate) stream: Option<super::voice_stream::StreamLine>,
+    /// While a stream waits for audio, the face runs on game time from (time, key) with
+    /// its mouth closed; playback re-bases the line when it resumes.
+    pub(crate) starved: Option<(f64, i64)>,
+    /// The entity whose Bevy audio this line follows ([`super::LipSyncTo`]).
+    pub(crate) follows: Option<Entity>,
+}
+
+impl ActiveLine {
+    /// The line's frames for [`super::speech::motion_at`], unless it is waiting for audio.
+    pub(crate) fn view(&self) -> Option<super::speech::LineView<'_>> {
+        self.starved.is_none().then(|| super::speech::LineView {
+            frames: self.motion.as_slice(),
+            base_key: self.base_key,
+            own_pose: self.own_pose,
+        })
+    }
 }
 
 /// A [`Speak`] waiting for its assets and its preparation task.

@@ -6,8 +6,10 @@
 use std::path::Path;
 use std::time::Duration;
 
+use bevy::asset::RenderAssetUsages;
 use bevy::image::{CompressedImageFormats, ImageLoader, ImagePlugin};
 use bevy::prelude::*;
+use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
 use bevy::time::TimeUpdateStrategy;
 use bevy_edtalk::plugin::*;
 
@@ -105,4 +107,84 @@ pub fn write_character(dir: &Path, name: &str, extra: &str) {
         format!("(\n    name: \"{name}\",\n    portrait: \"portraits/ada.png\",\n{extra})\n"),
     )
     .unwrap();
+}
+
+/// A face-like test portrait: skin oval, dark eyes, a lip line.
+pub fn portrait_image() -> Image {
+    let n = 256u32;
+    let mut data = Vec::with_capacity((n * n * 4) as usize);
+    for y in 0..n {
+        for x in 0..n {
+            let (fx, fy) = (x as f32 / n as f32 - 0.5, y as f32 / n as f32 - 0.55);
+            let face = (fx / 0.33).powi(2) + (fy / 0.42).powi(2) < 1.0;
+            let eye = ((fx.abs() - 0.12).powi(2) + (fy + 0.13).powi(2)).sqrt() < 0.03;
+            let lips = fx.abs() < 0.1 && (fy - 0.17).abs() < 0.015;
+            let px = if eye {
+                [40, 30, 30, 255]
+            } else if lips {
+                [170, 80, 80, 255]
+            } else if face {
+                [225, 180, 150, 255]
+            } else {
+                [60, 90, 140, 255]
+            };
+            data.extend_from_slice(&px);
+        }
+    }
+    Image::new(
+        Extent3d {
+            width: n,
+            height: n,
+            depth_or_array_layers: 1,
+        },
+        TextureDimension::D2,
+        data,
+        TextureFormat::Rgba8UnormSrgb,
+        RenderAssetUsages::default(),
+    )
+}
+
+pub fn spawn_face(app: &mut App) -> Entity {
+    let handle = app
+        .world_mut()
+        .resource_mut::<Assets<Image>>()
+        .add(portrait_image());
+    app.world_mut()
+        .spawn((FacePortrait::new(handle), Sprite::default()))
+        .id()
+}
+
+pub fn face_pixels(app: &App, e: Entity) -> Vec<u8> {
+    let face = app.world().get::<TalkingFace>(e).unwrap();
+    let images = app.world().resource::<Assets<Image>>();
+    images
+        .get(&face.image)
+        .and_then(|i| i.data.clone())
+        .unwrap_or_default()
+}
+
+/// Mean absolute difference in the lower-middle (mouth) region.
+pub fn mouth_diff(a: &[u8], b: &[u8]) -> f32 {
+    let n = 256usize;
+    let mut sum = 0u64;
+    let mut count = 0u64;
+    for y in 165..215 {
+        for x in 90..166 {
+            for c in 0..3 {
+                let i = (y * n + x) * 4 + c;
+                sum += (a[i] as i32 - b[i] as i32).unsigned_abs() as u64;
+                count += 1;
+            }
+        }
+    }
+    sum as f32 / count as f32
+}
+
+/// The test voice at time `t` (seconds): a vowel-like sound (140 Hz voice with 700 and
+/// 1200 Hz formant-ish partials).
+pub fn voiced(t: f32) -> f32 {
+    (0.35 * (std::f32::consts::TAU * 140.0 * t).sin()
+        + 0.25 * (std::f32::consts::TAU * 700.0 * t).sin()
+        + 0.15 * (std::f32::consts::TAU * 1200.0 * t).sin())
+        * 0.8
 }
