@@ -158,6 +158,9 @@ enum Command {
     /// Test hook: panic inside the renderer call.
     #[cfg(feature = "test-hooks")]
     InjectPanic,
+    /// Test hook: every frame takes at least this long (a slow renderer).
+    #[cfg(feature = "test-hooks")]
+    SetMinFrameTime(std::time::Duration),
 }
 
 /// Handle to the inference thread. Dropping it stops the thread.
@@ -190,6 +193,8 @@ impl Worker {
             stats: stats.clone(),
             identities: HashMap::new(),
             paste: HashMap::new(),
+            #[cfg(feature = "test-hooks")]
+            min_frame_time: std::time::Duration::ZERO,
         };
         let join = std::thread::Builder::new()
             .name("edtalk-inference".into())
@@ -294,6 +299,14 @@ impl Worker {
     pub fn inject_panic(&self) -> Result<(), WorkerError> {
         self.send(Command::InjectPanic)
     }
+
+    /// Test hook: makes every frame take at least `per_frame` (a slow renderer), counted
+    /// in the worker's timing as real render time.
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn set_min_frame_time(&self, per_frame: std::time::Duration) -> Result<(), WorkerError> {
+        self.send(Command::SetMinFrameTime(per_frame))
+    }
 }
 
 impl Drop for Worker {
@@ -316,6 +329,9 @@ struct WorkerThread {
     stats: Arc<WorkerStats>,
     identities: HashMap<IdentityId, (Arc<Portrait>, Option<FaceRig>)>,
     paste: HashMap<IdentityId, PasteTarget>,
+    /// Test hook: the least time a frame takes.
+    #[cfg(feature = "test-hooks")]
+    min_frame_time: std::time::Duration,
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -421,6 +437,8 @@ impl WorkerThread {
             Command::InjectPanic => {
                 self.restart(renderer, "injected panic (test hook)".into());
             }
+            #[cfg(feature = "test-hooks")]
+            Command::SetMinFrameTime(d) => self.min_frame_time = d,
             Command::Render(jobs) => self.render_jobs(renderer, jobs),
         }
     }
@@ -474,6 +492,11 @@ impl WorkerThread {
                 .collect();
             let t0 = Instant::now();
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| renderer.render(&requests)));
+            #[cfg(feature = "test-hooks")]
+            if let Some(rest) = (self.min_frame_time * chunk.len() as u32).checked_sub(t0.elapsed())
+            {
+                std::thread::sleep(rest);
+            }
             let micros = t0.elapsed().as_micros() as u64;
             match result {
                 Ok(Ok(frames)) => {

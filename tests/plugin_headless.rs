@@ -667,3 +667,88 @@ fn a_broken_track_is_reported_and_the_line_plays_from_its_audio() {
     );
     assert!(moved, "the line did not play from its audio");
 }
+
+/// One game frame in real time (the worker's frame times are wall-clock): audio and game
+/// time advance 40 ms and the frame lasts 40 ms.
+fn realtime_step(app: &mut App) {
+    let t0 = std::time::Instant::now();
+    app.world_mut()
+        .non_send_mut::<EdTalkAudio>()
+        .advance_mock(DT);
+    app.update();
+    if let Some(rest) = std::time::Duration::from_secs_f64(DT).checked_sub(t0.elapsed()) {
+        std::thread::sleep(rest);
+    }
+}
+
+/// Plays the test line with a renderer that takes 70 ms a frame (under 25 fps): returns
+/// (frames dropped or late while the line played, seconds it waited for render-ahead).
+fn play_with_slow_renderer(render_ahead: bool) -> (u64, Option<f32>) {
+    let dir = tempfile_dir(&format!("render-ahead-{render_ahead}"));
+    let settings = EdTalkSettings {
+        render_ahead,
+        max_render_ahead_wait: 5.0,
+        ..test_settings(true)
+    };
+    let mut app = app_with_settings(&dir, settings);
+    let face = spawn_face(&mut app);
+    settle(&mut app, 5);
+    set_min_frame_time(app.world_mut(), std::time::Duration::from_millis(70));
+    // Idle motion keeps the worker rendering, so it has measured its speed.
+    for _ in 0..15 {
+        realtime_step(&mut app);
+    }
+    let line = app
+        .world_mut()
+        .resource_mut::<Assets<VoiceLine>>()
+        .add(test_line());
+    app.world_mut()
+        .write_message(Speak::new(face, line).with_tag("slow"));
+    let mut waited = None;
+    let mut at_start = None;
+    for _ in 0..200 {
+        realtime_step(&mut app);
+        let world = app.world_mut();
+        if let Some(r) = world.resource_mut::<Messages<SpeechReady>>().drain().last() {
+            waited = Some(r.waited);
+        }
+        let diag = world.resource::<EdTalkDiagnostics>().clone();
+        let missed = diag.frames_dropped + diag.frames_late;
+        if world
+            .resource_mut::<Messages<SpeechStarted>>()
+            .drain()
+            .any(|m| m.tag == "slow")
+        {
+            at_start = Some(missed);
+        }
+        if world
+            .resource_mut::<Messages<SpeechFinished>>()
+            .drain()
+            .any(|m| m.tag == "slow")
+        {
+            let started = at_start.expect("SpeechStarted before SpeechFinished");
+            assert!(errors(&mut app).is_empty());
+            return (missed - started, waited);
+        }
+    }
+    panic!("the line never finished: {:?}", errors(&mut app));
+}
+
+#[test]
+fn render_ahead_a_slow_renderer_drops_no_frames_of_the_played_line() {
+    let (missed, waited) = play_with_slow_renderer(true);
+    let waited = waited.expect("SpeechReady");
+    eprintln!("render-ahead: waited {waited:.2} s, {missed} frames missed");
+    // 40 frames at 70 ms with playback at 40 ms a frame: about 20 frames ahead.
+    assert!((0.5..3.0).contains(&waited), "waited {waited} s");
+    assert_eq!(missed, 0, "frames dropped or late while the line played");
+    // The same line without render-ahead starts at once and misses frames: the check
+    // above can fail.
+    let (missed, waited) = play_with_slow_renderer(false);
+    assert_eq!(waited, None);
+    eprintln!("without render-ahead: {missed} frames missed");
+    assert!(
+        missed >= 5,
+        "without render-ahead only {missed} frames were missed"
+    );
+}

@@ -96,7 +96,11 @@ pub(crate) fn advance_emotions(
     let now = time.elapsed_secs_f64();
     let fps = settings.fps() as f64;
     for (mut rt, mut state, mut face) in &mut faces {
-        let position = rt.line.as_ref().map(|l| l.playback.position(now) as f32);
+        let position = rt
+            .line
+            .as_ref()
+            .filter(|l| l.waiting.is_none())
+            .map(|l| l.playback.position(now) as f32);
         if face.line_position != position {
             face.line_position = position;
         }
@@ -107,6 +111,8 @@ pub(crate) fn advance_emotions(
                 starved: Some((t0, k0)),
                 ..
             }) => k0 + ((now - t0) * fps).floor() as i64,
+            // Rendering ahead: the face holds until the audio starts.
+            Some(line) if line.waiting.is_some() => rt.key,
             Some(line) => line.base_key + (line.playback.position(now) * fps).floor() as i64,
             None => (now * fps).floor() as i64,
         };

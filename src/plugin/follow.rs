@@ -193,6 +193,7 @@ pub(crate) fn follow_bevy_audio(
                     stream: None,
                     starved: None,
                     follows: Some(lip.0),
+                    waiting: None,
                 });
                 let current = rt.key;
                 rt.invalidate(current);

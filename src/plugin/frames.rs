@@ -50,7 +50,11 @@ pub(crate) fn request_frames(
         let id = identity_of(entity);
         w.set_playhead(id, rt.key);
         let from = rt.requested_upto.max(rt.key - 1) + 1;
-        let to = rt.key + ahead;
+        // Render-ahead: the whole line, before its audio starts.
+        let to = match &rt.line {
+            Some(l) if l.waiting.is_some() => l.base_key + l.motion.len() as i64 - 1,
+            _ => rt.key + ahead,
+        };
         let mut last = rt.requested_upto;
         for key in from..=to {
             let motion = speech::motion_at(
@@ -189,6 +193,16 @@ pub(crate) fn collect_frames(
     }
     let rendered = stats.rendered.load(Ordering::Relaxed);
     let micros = stats.render_micros.load(Ordering::Relaxed);
+    // Render-ahead plans with recent frames: a running average of the last frame times.
+    if rendered > worker.frame_secs_seen {
+        let last = stats.last_frame_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        worker.frame_secs = if worker.frame_secs_seen == 0 {
+            last
+        } else {
+            0.7 * worker.frame_secs + 0.3 * last
+        };
+        worker.frame_secs_seen = rendered;
+    }
     diag.frames_rendered = rendered;
     diag.frames_dropped = diag
         .frames_dropped

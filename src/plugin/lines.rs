@@ -12,8 +12,9 @@ use super::components::EmotionTarget;
 use super::emotions::Emotions;
 use super::messages::*;
 use super::runtime::{
-    ActiveLine, FaceRuntime, PendingLine, ResolvedKeys, ScriptKey, WorkerRes, report,
+    ActiveLine, FaceRuntime, PendingLine, ResolvedKeys, ScriptKey, WaitingAudio, WorkerRes, report,
 };
+use super::settings::EdTalkSettings;
 use super::speech;
 use super::track_asset::MotionTrackAsset;
 
@@ -88,7 +89,7 @@ pub(crate) struct LineAssets<'w> {
     library: Res<'w, Emotions>,
     worker: Res<'w, WorkerRes>,
     time: Res<'w, Time>,
-    settings: Res<'w, super::settings::EdTalkSettings>,
+    settings: Res<'w, EdTalkSettings>,
 }
 
 /// What a starting line writes.
@@ -277,17 +278,60 @@ pub(crate) fn start_prepared_lines(
                     }
                 };
                 end_line(entity, &mut rt, false, &mut out.finished, &mut out.commands);
-                let (playback, (sample_rate, channels)) = audio.play(
-                    &prepared.samples,
-                    prepared.sample_rate,
-                    prepared.source.as_deref(),
-                    &options,
-                    now,
-                );
                 // The line's frame keys count from its start: an offset start shows frame
                 // `start * fps` first.
                 let skipped = (options.start * fps).floor() as i64;
                 let base_key = rt.key + 1 - skipped;
+                let to_render = (prepared.motion.len() as i64 - skipped).max(1) as usize;
+                let waiting = match render_ahead_plan(
+                    &assets.settings,
+                    assets.worker.frame_secs,
+                    to_render,
+                ) {
+                    AheadPlan::No => None,
+                    AheadPlan::TooLong(wait) => {
+                        report(
+                            &mut out.errors,
+                            Some(entity),
+                            EdTalkErrorKind::Worker,
+                            format!(
+                                "render-ahead would hold `{}` for {wait:.1} s, above the \
+                                 {:.1} s allowed (max_render_ahead_wait): playing at once, \
+                                 frames will drop (bake the line into a clip instead)",
+                                pending.request.tag,
+                                assets.settings.max_wait_secs()
+                            ),
+                        );
+                        None
+                    }
+                    AheadPlan::Wait => Some(Box::new(WaitingAudio {
+                        samples: prepared.samples.clone(),
+                        sample_rate: prepared.sample_rate,
+                        source: prepared.source.clone(),
+                        options: options.clone(),
+                        since: now,
+                        duration,
+                    })),
+                };
+                let started = waiting.is_none().then(|| {
+                    audio.play(
+                        &prepared.samples,
+                        prepared.sample_rate,
+                        prepared.source.as_deref(),
+                        &options,
+                        now,
+                    )
+                });
+                let (playback, format) = match started {
+                    Some((playback, format)) => (playback, Some(format)),
+                    None => (
+                        super::audio::Playback::External {
+                            position: options.start,
+                            finished: false,
+                        },
+                        None,
+                    ),
+                };
                 rt.line = Some(ActiveLine {
                     playback,
                     motion: std::sync::Arc::new(prepared.motion),
@@ -299,19 +343,21 @@ pub(crate) fn start_prepared_lines(
                     stream: None,
                     starved: None,
                     follows: None,
+                    waiting,
                 });
                 // Frames requested before the line carry a closed mouth: re-request them.
                 let current = rt.key;
                 rt.invalidate(current);
-                let event = SpeechStarted {
-                    entity,
-                    tag: pending.request.tag,
-                    duration,
-                    sample_rate,
-                    channels,
-                };
-                out.commands.trigger(event.clone());
-                out.started.write(event);
+                if let Some((sample_rate, channels)) = format {
+                    let event = SpeechStarted {
+                        entity,
+                        tag: pending.request.tag,
+                        duration,
+                        sample_rate,
+                        channels,
+                    };
+                    out.started(event);
+                }
             }
             Err(e) => report(
                 &mut out.errors,
@@ -320,6 +366,114 @@ pub(crate) fn start_prepared_lines(
                 format!("voice line: {e}"),
             ),
         }
+    }
+}
+
+/// Whether a line renders ahead before its audio starts.
+enum AheadPlan {
+    /// The renderer keeps up (or render-ahead is off): play at once.
+    No,
+    /// Render ahead, then play.
+    Wait,
+    /// It would wait this many seconds, above the setting: play at once (reported).
+    TooLong(f64),
+}
+
+/// Safety margin on the measured frame time (frame times vary).
+const AHEAD_MARGIN: f64 = 1.2;
+
+/// How many of a line's `n` frames must be rendered before its audio starts, so that with
+/// `r` seconds per frame every later frame is ready when playback reaches it: frame `j`
+/// (from the first one played) is ready `(j - k + 1) * r` after the start and needed
+/// `j / fps` after it, for all `j` in `k..n` (checked at both ends: it is linear in `j`).
+pub(crate) fn frames_before_start(n: usize, r: f64, fps: f64) -> usize {
+    let r = r * AHEAD_MARGIN;
+    let fits = |k: usize| {
+        let ok_at = |j: usize| (j + 1 - k) as f64 * r <= j as f64 / fps;
+        k >= n || (ok_at(k) && ok_at(n - 1))
+    };
+    (0..=n).find(|&k| fits(k)).unwrap_or(n)
+}
+
+fn render_ahead_plan(settings: &EdTalkSettings, r: f64, frames: usize) -> AheadPlan {
+    let fps = settings.fps() as f64;
+    if !settings.render_ahead || r * AHEAD_MARGIN <= 1.0 / fps {
+        return AheadPlan::No;
+    }
+    let wait = frames_before_start(frames, r, fps) as f64 * r;
+    if wait > settings.max_wait_secs() {
+        AheadPlan::TooLong(wait)
+    } else {
+        AheadPlan::Wait
+    }
+}
+
+/// Starts the audio of lines rendered ahead once enough of their frames are ready (or the
+/// wait bound is reached), with [`SpeechReady`] and [`SpeechStarted`].
+pub(crate) fn start_rendered_ahead(
+    mut faces: Query<(Entity, &mut FaceRuntime)>,
+    assets: LineAssets,
+    mut audio: NonSendMut<EdTalkAudio>,
+    mut ready: MessageWriter<SpeechReady>,
+    mut out: LineOutput,
+) {
+    let now = assets.time.elapsed_secs_f64();
+    let fps = assets.settings.fps() as f64;
+    for (entity, mut rt) in &mut faces {
+        let rt = &mut *rt;
+        let Some(line) = rt.line.as_mut() else {
+            continue;
+        };
+        let Some(wait) = line.waiting.as_ref() else {
+            continue;
+        };
+        let first = rt.key + 1;
+        let n = (line.base_key + line.motion.len() as i64 - first).max(0) as usize;
+        let have = (first..first + n as i64)
+            .take_while(|k| rt.buffer.contains_key(k))
+            .count();
+        let need = frames_before_start(n, assets.worker.frame_secs, fps);
+        let waited = now - wait.since;
+        let over = waited > assets.settings.max_wait_secs();
+        if have < need && !over {
+            continue;
+        }
+        if over {
+            out.report(
+                entity,
+                EdTalkErrorKind::Worker,
+                format!(
+                    "render-ahead of `{}` reached max_render_ahead_wait ({:.1} s) with {have} \
+                     of {need} frames ready: playing now, frames may drop",
+                    line.tag,
+                    assets.settings.max_wait_secs()
+                ),
+            );
+        }
+        let Some(wait) = line.waiting.take() else {
+            continue;
+        };
+        let (playback, (sample_rate, channels)) = audio.play(
+            &wait.samples,
+            wait.sample_rate,
+            wait.source.as_deref(),
+            &wait.options,
+            now,
+        );
+        line.playback = playback;
+        let tag = line.tag.clone();
+        ready.write(SpeechReady {
+            entity,
+            tag: tag.clone(),
+            waited: waited as f32,
+        });
+        out.started(SpeechStarted {
+            entity,
+            tag,
+            duration: wait.duration,
+            sample_rate,
+            channels,
+        });
     }
 }
 

@@ -265,6 +265,18 @@ pub struct SpeechStarted {
     pub channels: usize,
 }
 
+/// A line rendered ahead is ready: its audio starts now (with [`SpeechStarted`]). Sent
+/// only when render-ahead held the line ([`super::EdTalkSettings::render_ahead`]).
+#[derive(Message, Clone, Debug, Reflect)]
+pub struct SpeechReady {
+    /// The face.
+    pub entity: Entity,
+    /// The [`Speak::tag`].
+    pub tag: String,
+    /// Seconds the line waited for its frames.
+    pub waited: f32,
+}
+
 /// A line ended (played out or stopped). Also triggered as an entity event on the face.
 #[derive(Message, EntityEvent, Clone, Debug, Reflect)]
 pub struct SpeechFinished {

@@ -61,7 +61,7 @@ pub use follow::{Following, LipSyncTo};
 pub use kira;
 pub use messages::{
     EdTalkError, EdTalkErrorKind, RendererReady, SetEmotion, Speak, SpeakStream, SpeechFinished,
-    SpeechStarted, StopSpeaking,
+    SpeechReady, SpeechStarted, StopSpeaking,
 };
 pub use runtime::FaceRuntime;
 pub use settings::{BackendChoice, EdTalkSettings, InferenceDevice};
@@ -109,6 +109,8 @@ impl Plugin for EdTalkPlugin {
             .init_asset_loader::<EmotionScriptLoader>()
             .add_message::<Speak>()
             .add_message::<SpeakStream>()
+            .add_message::<SpeechReady>()
+            .register_type::<SpeechReady>()
             .add_message::<StopSpeaking>()
             .add_message::<SetEmotion>()
             .add_message::<SpeechStarted>()
@@ -167,6 +169,7 @@ impl Plugin for EdTalkPlugin {
                     lines::handle_speak,
                     stream_lines::handle_speak_stream,
                     lines::start_prepared_lines,
+                    lines::start_rendered_ahead,
                     emotions::resolve_requested_emotions,
                     emotions::handle_set_emotion,
                 )
@@ -185,6 +188,20 @@ impl Plugin for EdTalkPlugin {
                     .in_set(EdTalkSystems::Upload),
             ),
         );
+    }
+}
+
+/// Makes every frame of the inference worker take at least `per_frame`: a deliberately
+/// slow renderer, to exercise render-ahead (tests). Cargo feature `test-hooks`; not part of
+/// the public API.
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub fn set_min_frame_time(world: &mut World, per_frame: std::time::Duration) {
+    if let Some(w) = world
+        .get_resource::<runtime::WorkerRes>()
+        .and_then(|r| r.worker.as_ref())
+    {
+        let _ = w.set_min_frame_time(per_frame);
     }
 }
 

@@ -30,6 +30,22 @@ pub(crate) struct WorkerRes {
     pub(crate) faces: HashMap<IdentityId, Entity>,
     /// Game time and rendered-frame count at the start of the inference-fps window.
     pub(crate) fps_window: (f64, u64),
+    /// Seconds per rendered frame as the worker measures it (a running average; 0 until
+    /// measured): what render-ahead plans with.
+    pub(crate) frame_secs: f64,
+    /// Rendered-frame count when `frame_secs` was last updated.
+    pub(crate) frame_secs_seen: u64,
+}
+
+/// A line whose frames are being rendered ahead: its audio starts later.
+pub(crate) struct WaitingAudio {
+    pub(crate) samples: Arc<[f32]>,
+    pub(crate) sample_rate: u32,
+    pub(crate) source: Option<Arc<crate::audio::SourceAudio>>,
+    pub(crate) options: super::audio::PlayOptions,
+    /// Game time the wait began.
+    pub(crate) since: f64,
+    pub(crate) duration: f32,
 }
 
 /// Where a face's portrait is with the worker.
@@ -78,6 +94,8 @@ pub(crate) struct ActiveLine {
     pub(crate) starved: Option<(f64, i64)>,
     /// The entity whose Bevy audio this line follows ([`super::LipSyncTo`]).
     pub(crate) follows: Option<Entity>,
+    /// Render-ahead: the audio waiting for the line's frames (the face holds meanwhile).
+    pub(crate) waiting: Option<Box<WaitingAudio>>,
 }
 
 impl ActiveLine {

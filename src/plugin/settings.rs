@@ -61,6 +61,15 @@ pub struct EdTalkSettings {
     /// the process for the next frame instead of returning it to the OS
     /// ([`crate::heap::retain_freed_memory`]; Linux/glibc only, process-wide).
     pub retain_freed_memory: bool,
+    /// When the renderer is slower than real time (as the worker measures it), render a
+    /// line's frames before its audio starts, and start the audio once the rest fits
+    /// behind playback ([`super::SpeechReady`] says so). Off: lines start at once and a
+    /// slow renderer drops frames.
+    pub render_ahead: bool,
+    /// The longest a line may wait for render-ahead, in seconds. A line that would wait
+    /// longer starts at once (frames will drop) and an [`super::EdTalkError`] of kind
+    /// `Worker` says so; bake such lines into clips instead.
+    pub max_render_ahead_wait: f32,
 }
 
 impl Default for EdTalkSettings {
@@ -79,6 +88,8 @@ impl Default for EdTalkSettings {
             audio: AudioOutput::Auto,
             idle_motion: true,
             retain_freed_memory: true,
+            render_ahead: true,
+            max_render_ahead_wait: 3.0,
         }
     }
 }
@@ -91,6 +102,15 @@ impl EdTalkSettings {
             self.frame_rate
         } else {
             crate::motion::MOTION_FPS
+        }
+    }
+
+    /// The render-ahead wait bound in seconds (a non-finite or negative setting is 0).
+    pub(crate) fn max_wait_secs(&self) -> f64 {
+        if self.max_render_ahead_wait.is_finite() {
+            self.max_render_ahead_wait.max(0.0) as f64
+        } else {
+            0.0
         }
     }
 

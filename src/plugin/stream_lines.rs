@@ -97,6 +97,7 @@ pub(crate) fn handle_speak_stream(
             stream: Some(line),
             starved: Some((now, key)),
             follows: None,
+            waiting: None,
         });
     }
 }
