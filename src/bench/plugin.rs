@@ -201,3 +201,121 @@ pub fn run_startup(opts: &BenchOptions) -> Vec<serde_json::Value> {
         "ckpts": opts.ckpt_dir.display().to_string(),
     }))]
 }
+
+/// One line through the plugin headless on the neural renderer from `opts.ckpt_dir`, with
+/// render-ahead on, in real time (40 ms game frames lasting 40 ms). Prints
+/// `{"bench":"neural_line","dropped_frames":...,"wait_ms":...}`: frames dropped or late
+/// while the line played, and how long it waited for its frames.
+pub fn run_neural_line(opts: &BenchOptions) -> Vec<serde_json::Value> {
+    let seconds = if opts.quick { 1.5 } else { 3.0 };
+    let mut app = app_with(EdTalkSettings {
+        backend: BackendChoice::Neural,
+        ckpt_dir: opts.ckpt_dir.clone(),
+        inference_threads: opts.threads.max(1),
+        audio: AudioOutput::Mock {
+            sample_rate: 1000,
+            buffer: 10,
+        },
+        render_ahead: true,
+        max_render_ahead_wait: 600.0,
+        ..Default::default()
+    });
+    let image = app
+        .world_mut()
+        .resource_mut::<Assets<Image>>()
+        .add(portrait());
+    let face = app
+        .world_mut()
+        .spawn((FacePortrait::new(image), Sprite::default()))
+        .id();
+    let realtime_step = |app: &mut App| {
+        let t0 = Instant::now();
+        app.world_mut()
+            .non_send_mut::<EdTalkAudio>()
+            .advance_mock(0.04);
+        app.update();
+        if let Some(rest) = Duration::from_millis(40).checked_sub(t0.elapsed()) {
+            std::thread::sleep(rest);
+        }
+    };
+    let mut errors = Vec::new();
+    // Until the neural renderer runs and has rendered a few idle frames (so the worker
+    // has measured its speed).
+    let started = Instant::now();
+    let mut neural = false;
+    while started.elapsed() < Duration::from_secs(300) {
+        realtime_step(&mut app);
+        let world = app.world_mut();
+        neural |= world
+            .resource_mut::<Messages<RendererReady>>()
+            .drain()
+            .any(|r| r.backend == crate::render::Backend::Neural);
+        errors.extend(
+            world
+                .resource_mut::<Messages<EdTalkError>>()
+                .drain()
+                .map(|e| e.message),
+        );
+        let rendered = world.resource::<EdTalkDiagnostics>().frames_rendered;
+        if (neural && rendered >= 3) || !errors.is_empty() {
+            break;
+        }
+    }
+    if !neural {
+        return vec![emit(serde_json::json!({
+            "bench": "neural_line",
+            "error": format!("the neural renderer did not start from {}: {errors:?}",
+                opts.ckpt_dir.display()),
+        }))];
+    }
+    let samples: Vec<f32> = line().samples[..(16_000.0 * seconds) as usize].to_vec();
+    let voice = app
+        .world_mut()
+        .resource_mut::<Assets<VoiceLine>>()
+        .add(VoiceLine::from_mono(samples, 16_000));
+    app.world_mut()
+        .write_message(Speak::new(face, voice).with_tag("bench"));
+    let asked = Instant::now();
+    let (mut waited, mut at_start, mut result) = (None, None, None);
+    while asked.elapsed() < Duration::from_secs(900) {
+        realtime_step(&mut app);
+        let world = app.world_mut();
+        if let Some(r) = world.resource_mut::<Messages<SpeechReady>>().drain().last() {
+            waited = Some(r.waited);
+        }
+        let diag = world.resource::<EdTalkDiagnostics>().clone();
+        let missed = diag.frames_dropped + diag.frames_late;
+        if world
+            .resource_mut::<Messages<SpeechStarted>>()
+            .drain()
+            .any(|m| m.entity == face)
+        {
+            at_start = Some((missed, asked.elapsed()));
+        }
+        if world
+            .resource_mut::<Messages<SpeechFinished>>()
+            .drain()
+            .any(|m| m.entity == face)
+        {
+            result = at_start.map(|(m, t)| (missed - m, t, diag.inference_ms_per_frame));
+            break;
+        }
+    }
+    let Some((dropped, start_after, ms)) = result else {
+        return vec![emit(serde_json::json!({
+            "bench": "neural_line",
+            "error": "the line did not finish in 15 minutes",
+        }))];
+    };
+    vec![emit(serde_json::json!({
+        "bench": "neural_line",
+        "dropped_frames": dropped,
+        "wait_ms": waited.map_or(0.0, |w| (w as f64 * 1000.0).round()),
+        "start_after_ms": start_after.as_millis() as u64,
+        "line_s": seconds,
+        "frames": (seconds * 25.0) as u32,
+        "inference_ms_per_frame": (ms as f64 * 10.0).round() / 10.0,
+        "threads": opts.threads.max(1),
+        "ckpts": opts.ckpt_dir.display().to_string(),
+    }))]
+}

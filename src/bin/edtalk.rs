@@ -90,7 +90,7 @@ enum Command {
         /// `bevy_edtalk::heap::retain_freed_memory`, as the plugin does).
         #[arg(long)]
         malloc_defaults: bool,
-        /// Checkpoints for `plugin_startup` (which runs only when named).
+        /// Checkpoints for `plugin_startup` and `neural_line` (which run only when named).
         #[arg(long, default_value = "ckpts")]
         ckpts: PathBuf,
     },
@@ -740,6 +740,10 @@ fn bench(
     #[cfg(feature = "plugin")]
     if only.iter().any(|o| o == "plugin_startup") {
         bevy_edtalk::bench::plugin::run_startup(&opts);
+    }
+    #[cfg(feature = "plugin")]
+    if only.iter().any(|o| o == "neural_line") {
+        bevy_edtalk::bench::plugin::run_neural_line(&opts);
     }
     if want("neural") {
         bevy_edtalk::bench::neural::run(&opts).map_err(|e| e.to_string())?;

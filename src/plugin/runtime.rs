@@ -93,6 +93,7 @@ pub(crate) struct ActiveLine {
     /// its mouth closed; playback re-bases the line when it resumes.
     pub(crate) starved: Option<(f64, i64)>,
     /// The entity whose Bevy audio this line follows ([`super::LipSyncTo`]).
+    #[cfg_attr(not(feature = "bevy_audio"), allow(dead_code))]
     pub(crate) follows: Option<Entity>,
     /// Render-ahead: the audio waiting for the line's frames (the face holds meanwhile).
     pub(crate) waiting: Option<Box<WaitingAudio>>,
