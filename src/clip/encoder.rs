@@ -27,11 +27,15 @@ pub struct ClipEncoder {
     height: u32,
     fps: f32,
     key_interval: usize,
+    tolerance: u8,
     /// Frame records written so far (the header is written by `finish`, when the count
     /// is known).
     records: Vec<u8>,
-    /// The last key frame's pixels, and how many frames ago it was.
-    key: Option<(Vec<u8>, usize)>,
+    /// The previous frame as the decoder will rebuild it, and how many frames ago the
+    /// last key frame was.
+    prev: Option<(Vec<u8>, usize)>,
+    /// The whole-frame delta, reused from frame to frame.
+    scratch: Vec<u8>,
     frames: usize,
 }
 
@@ -44,18 +48,34 @@ impl ClipEncoder {
             height,
             fps,
             key_interval: DEFAULT_KEY_INTERVAL,
+            tolerance: 0,
             records: Vec::new(),
-            key: None,
+            prev: None,
+            scratch: Vec::new(),
             frames: 0,
         })
     }
 
     /// A key frame every `n` frames (at least 1; 1 stores every frame whole). Longer
-    /// intervals are smaller while the head stays still; decoding any frame costs at most
-    /// its own PNG plus its key frame's, whatever the interval.
+    /// intervals are a little smaller; seeking to a frame decodes at most `n` PNGs (its
+    /// key frame and the deltas after it), playing forward one per frame.
     pub fn with_key_interval(mut self, n: usize) -> Self {
         self.key_interval = n.max(1);
         self
+    }
+
+    /// Lets every channel of a delta frame land within `tolerance` levels of the pixel
+    /// given (0, the default, is lossless; at most [`format::MAX_TOLERANCE`]). At 1 the
+    /// difference is invisible and a talking face's clip about 40% smaller.
+    pub fn with_tolerance(mut self, tolerance: u8) -> Result<Self, ClipError> {
+        if tolerance > format::MAX_TOLERANCE {
+            return Err(ClipError::Encode {
+                index: 0,
+                problem: format!("tolerance {tolerance}; at most {}", format::MAX_TOLERANCE),
+            });
+        }
+        self.tolerance = tolerance;
+        Ok(self)
     }
 
     /// Frames pushed so far.
@@ -86,28 +106,24 @@ impl ClipEncoder {
                 format::MAX_FRAMES
             )));
         }
-        match &mut self.key {
-            Some((key, age)) if *age < self.key_interval => {
-                let rect = codec::changed_rect(&frame.rgba, key, self.width);
-                let png = if rect.is_empty() {
-                    Vec::new()
-                } else {
-                    let res = codec::residual(&frame.rgba, key, self.width, rect);
-                    codec::encode_png(&res, rect.w, rect.h).map_err(fail)?
-                };
+        let (w, h, tol) = (self.width, self.height, self.tolerance);
+        match &mut self.prev {
+            Some((prev, age)) if *age < self.key_interval => {
+                let rect = codec::delta(&frame.rgba, prev, w, tol, &mut self.scratch);
+                let mut png = Vec::new();
+                if !rect.is_empty() {
+                    let d = codec::crop(&self.scratch, w, rect);
+                    png = codec::encode_png(&d, rect.w, rect.h, 0).map_err(fail)?;
+                    codec::apply(prev, w, rect, &d, tol);
+                }
                 format::write_record(&mut self.records, Kind::Delta, rect, &png);
                 *age += 1;
             }
             _ => {
-                let png = codec::encode_png(&frame.rgba, self.width, self.height).map_err(fail)?;
-                let full = Rect {
-                    x: 0,
-                    y: 0,
-                    w: self.width,
-                    h: self.height,
-                };
+                let png = codec::encode_png(&frame.rgba, w, h, 255).map_err(fail)?;
+                let full = Rect { x: 0, y: 0, w, h };
                 format::write_record(&mut self.records, Kind::Key, full, &png);
-                self.key = Some((frame.rgba.clone(), 1));
+                self.prev = Some((frame.rgba.clone(), 1));
             }
         }
         self.frames += 1;
@@ -130,6 +146,7 @@ impl ClipEncoder {
             fps: self.fps,
             frame_count: self.frames as u32,
             audio_seconds,
+            tolerance: self.tolerance,
             metadata: metadata.filter(|m| !m.is_empty()).map(str::to_string),
         };
         let mut bytes = Vec::with_capacity(format::HEADER_LEN + self.records.len() + 4096);

@@ -18,8 +18,10 @@ pub const MAX_SIDE: u32 = 8192;
 pub const MAX_FRAMES: u32 = 4 * 60 * 60 * 25;
 /// Longest metadata string.
 pub const MAX_METADATA: u32 = 1 << 20;
+/// Largest per-channel error a clip may be encoded with (see `ClipEncoder::with_tolerance`).
+pub const MAX_TOLERANCE: u8 = 4;
 /// Bytes of the fixed header (magic to metadata length).
-pub(crate) const HEADER_LEN: usize = 40;
+pub(crate) const HEADER_LEN: usize = 44;
 /// Bytes of a frame record before its PNG: kind, x, y, w, h, length.
 pub(crate) const RECORD_LEN: usize = 21;
 
@@ -43,7 +45,7 @@ impl Rect {
 pub(crate) enum Kind {
     /// The whole frame's pixels.
     Key = 0,
-    /// Per-byte wrapping differences from the last key frame, inside a rectangle.
+    /// Differences from the previous frame inside a rectangle (see `codec`).
     Delta = 1,
 }
 
@@ -55,6 +57,8 @@ pub(crate) struct Header {
     pub fps: f32,
     pub frame_count: u32,
     pub audio_seconds: f64,
+    /// Largest per-channel error of a delta frame: 0 is lossless.
+    pub tolerance: u8,
     pub metadata: Option<String>,
 }
 
@@ -65,7 +69,7 @@ pub(crate) struct Record {
     pub rect: Rect,
     /// The PNG's bytes in the file (empty for an unchanged delta).
     pub png: Range<usize>,
-    /// The key frame a delta applies to (a key frame's own index).
+    /// The key frame its chain of deltas starts from (a key frame's own index).
     pub key: usize,
 }
 
@@ -152,8 +156,20 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<(Header, Vec<Record>), ClipError> {
     let mut seconds = [0u8; 8];
     seconds.copy_from_slice(&fixed[28..36]);
     let audio_seconds = f64::from_le_bytes(seconds);
-    let meta_len = u32_at(36);
+    let tolerance = fixed[36];
+    let reserved = &fixed[37..40];
+    let meta_len = u32_at(40);
     check_geometry(width, height, fps)?;
+    if tolerance > MAX_TOLERANCE {
+        return Err(header_err(format!(
+            "tolerance {tolerance}; at most {MAX_TOLERANCE}"
+        )));
+    }
+    if reserved != [0, 0, 0] {
+        return Err(header_err(format!(
+            "reserved bytes {reserved:?} are set; version {VERSION} defines none"
+        )));
+    }
     if frame_count == 0 || frame_count > MAX_FRAMES {
         return Err(header_err(format!(
             "{frame_count} frames; a clip holds 1 to {MAX_FRAMES}"
@@ -192,6 +208,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<(Header, Vec<Record>), ClipError> {
         fps,
         frame_count,
         audio_seconds,
+        tolerance,
         metadata,
     };
     let mut records = Vec::with_capacity(frame_count as usize);
@@ -291,6 +308,7 @@ pub(crate) fn write_header(out: &mut Vec<u8>, h: &Header) {
     out.extend_from_slice(&h.fps.to_bits().to_le_bytes());
     out.extend_from_slice(&h.frame_count.to_le_bytes());
     out.extend_from_slice(&h.audio_seconds.to_le_bytes());
+    out.extend_from_slice(&[h.tolerance, 0, 0, 0]);
     out.extend_from_slice(&(meta.len() as u32).to_le_bytes());
     out.extend_from_slice(meta);
 }

@@ -53,7 +53,7 @@ fn put_u32(bytes: &mut [u8], at: usize, v: u32) {
 
 /// Offset of frame 0's record.
 fn first_record(bytes: &[u8]) -> usize {
-    HEADER_LEN + u32::from_le_bytes(bytes[36..40].try_into().unwrap()) as usize
+    HEADER_LEN + u32::from_le_bytes(bytes[40..44].try_into().unwrap()) as usize
 }
 
 fn err(bytes: &[u8]) -> ClipError {
@@ -152,13 +152,18 @@ fn frame_i_covers_i_over_fps_to_the_next() {
 fn frames_are_decoded_lazily_and_can_be_forgotten() {
     let mut clip = FaceClip::decode(&clip_bytes()).unwrap();
     assert!(clip.decoded.iter().all(|s| s.get().is_none()));
-    clip.frame(3).unwrap();
-    let kept: Vec<usize> = (0..7)
-        .filter(|&i| clip.decoded[i].get().is_some())
-        .collect();
-    assert_eq!(kept, vec![0, 3], "the frame and its key frame");
+    let kept = |clip: &FaceClip| -> Vec<usize> {
+        (0..7)
+            .filter(|&i| clip.decoded[i].get().is_some())
+            .collect()
+    };
+    let third = clip.frame(3).unwrap().clone();
+    assert_eq!(kept(&clip), vec![3], "only the frame asked for");
+    clip.frame(4).unwrap();
+    assert_eq!(kept(&clip), vec![3, 4]);
+    assert_eq!(clip.frame(3), Some(&third));
     clip.decode_frame(5).unwrap();
-    assert!(clip.decoded[5].get().is_none());
+    assert_eq!(kept(&clip), vec![3, 4]);
     clip.forget_decoded();
     assert!(clip.decoded.iter().all(|s| s.get().is_none()));
 }
@@ -200,7 +205,7 @@ fn absurd_header_values_are_refused_before_allocating() {
         (16, 0, "frame size"),
         (24, 1_000_000_000, "1000000000 frames"),
         (20, f32::NAN.to_bits(), "fps"),
-        (36, u32::MAX, "metadata"),
+        (40, u32::MAX, "metadata"),
     ];
     for (at, value, says) in cases {
         let mut bytes = clip_bytes();
@@ -215,6 +220,12 @@ fn absurd_header_values_are_refused_before_allocating() {
     let e = err(&bytes);
     assert!(matches!(e, ClipError::Truncated { .. }), "{e}");
     assert!(e.to_string().contains("360000 frame records"), "{e}");
+    let mut bytes = clip_bytes();
+    bytes[36] = 9;
+    assert!(err(&bytes).to_string().contains("tolerance 9"));
+    let mut bytes = clip_bytes();
+    bytes[38] = 1;
+    assert!(err(&bytes).to_string().contains("reserved"));
     let mut bytes = clip_bytes();
     bytes[28..36].copy_from_slice(&(-1.0f64).to_le_bytes());
     assert!(err(&bytes).to_string().contains("audio duration"));
@@ -306,4 +317,107 @@ fn the_encoder_refuses_frames_that_do_not_fit() {
     assert!(FaceClip::from_frames(&[], 25.0, 0.0, None).is_err());
     let enc = ClipEncoder::new(8, 8, 25.0).unwrap();
     assert!(enc.finish(1.0, None).is_err(), "no frames");
+}
+
+/// Frames whose every pixel drifts by a level or two from frame to frame (as a neural
+/// face's do): what tolerance is for.
+fn shimmering(n: usize, w: u32, h: u32) -> Vec<FaceFrame> {
+    (0..n)
+        .map(|i| {
+            let rgba = (0..(w * h) as usize)
+                .flat_map(|p| {
+                    let v = ((p * 5) % 200) as u8 + ((p * 7 + i * 3) % 5) as u8;
+                    [v, 255 - v, v / 2, 255]
+                })
+                .collect();
+            FaceFrame {
+                width: w,
+                height: h,
+                rgba,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn tolerance_keeps_every_channel_within_it_and_shrinks_the_clip() {
+    let src = shimmering(30, 40, 40);
+    let exact = FaceClip::from_frames(&src, 25.0, 1.2, None).unwrap();
+    for t in 1..=format::MAX_TOLERANCE {
+        let mut enc = ClipEncoder::new(40, 40, 25.0)
+            .unwrap()
+            .with_tolerance(t)
+            .unwrap()
+            .with_key_interval(12);
+        for f in &src {
+            enc.push(f).unwrap();
+        }
+        let clip = FaceClip::decode(&enc.finish(1.2, None).unwrap().encode()).unwrap();
+        assert_eq!(clip.tolerance(), t);
+        for (i, (got, want)) in clip.frames().zip(&src).enumerate() {
+            let got = got.unwrap();
+            let worst = got
+                .rgba
+                .iter()
+                .zip(&want.rgba)
+                .map(|(a, b)| a.abs_diff(*b))
+                .max()
+                .unwrap();
+            assert!(worst <= t, "tolerance {t}, frame {i}: off by {worst}");
+        }
+        assert!(
+            clip.encoded_len() < exact.encoded_len(),
+            "tolerance {t}: {} bytes, lossless {}",
+            clip.encoded_len(),
+            exact.encoded_len()
+        );
+    }
+    assert!(
+        ClipEncoder::new(8, 8, 25.0)
+            .unwrap()
+            .with_tolerance(5)
+            .is_err()
+    );
+}
+
+#[test]
+fn a_cursor_plays_forward_seeks_back_and_notices_another_clip() {
+    let src = frames(23, 12, 10);
+    let mut enc = ClipEncoder::new(12, 10, 25.0).unwrap().with_key_interval(5);
+    for f in &src {
+        enc.push(f).unwrap();
+    }
+    let clip = enc.finish(0.95, None).unwrap();
+    let mut cursor = ClipCursor::new();
+    for order in [vec![0, 1, 2, 3, 4, 5, 6], vec![22, 3, 9, 8, 8, 14, 0, 21]] {
+        for i in order {
+            assert_eq!(cursor.seek(&clip, i).unwrap(), &src[i], "frame {i}");
+        }
+    }
+    assert_eq!(cursor.at_time(&clip, 0.5).unwrap().unwrap(), &src[12]);
+    assert!(cursor.at_time(&clip, 1.0).is_none());
+    assert!(cursor.seek(&clip, 23).is_err());
+    // A different clip (the same frames reversed): the held frame is not reused.
+    let reversed: Vec<FaceFrame> = src.iter().rev().cloned().collect();
+    let other = FaceClip::from_frames(&reversed, 25.0, 0.95, None).unwrap();
+    cursor.seek(&clip, 6).unwrap();
+    assert_eq!(cursor.seek(&other, 7).unwrap(), &reversed[7]);
+    assert_eq!(cursor.seek(&clip, 7).unwrap(), &src[7]);
+}
+
+#[test]
+fn opaque_frames_are_stored_as_rgb_others_as_rgba() {
+    let colour_type = |clip: &FaceClip| {
+        let bytes = clip.encode();
+        let png = first_record(&bytes) + RECORD_LEN;
+        bytes[png + 25]
+    };
+    let opaque = FaceClip::from_frames(&frames_with(2, 8, 8, false), 25.0, 0.1, None).unwrap();
+    assert_eq!(colour_type(&opaque), 2);
+    let mut see_through = frames_with(2, 8, 8, false);
+    see_through[0].rgba[3] = 128;
+    let clip = FaceClip::from_frames(&see_through, 25.0, 0.1, None).unwrap();
+    assert_eq!(colour_type(&clip), 6);
+    assert_eq!(clip.frame(0).unwrap(), &see_through[0]);
+    assert_eq!(opaque.frame(1).unwrap().rgba[3], 255);
 }
