@@ -14,7 +14,8 @@
 //!   signal-processing lip-sync. Always available; what a fresh clone runs.
 //!
 //! The engine modules ([`model`], [`audio`], [`motion`], [`render`], [`worker`], [`clip`])
-//! are plain Rust with no Bevy types. The Bevy plugin lives in [`plugin`] (cargo feature `plugin`).
+//! are plain Rust with no Bevy types. The Bevy plugin lives in [`plugin`] (cargo feature
+//! `plugin`).
 
 pub mod audio;
 #[cfg(feature = "cli")]

@@ -516,7 +516,16 @@ fn bake_clip_then_clip_frames_gives_the_frames_render_writes() {
 
 /// Runs `bake-clip --manifest` with `--json`; the exit status and the parsed summary.
 fn bake_manifest(manifest: &Path, ckpts: &Path) -> (Output, serde_json::Value) {
-    let out = edtalk(&[
+    bake_manifest_with(manifest, ckpts, &[])
+}
+
+/// [`bake_manifest`] with more arguments.
+fn bake_manifest_with(
+    manifest: &Path,
+    ckpts: &Path,
+    extra: &[&str],
+) -> (Output, serde_json::Value) {
+    let mut args = vec![
         "bake-clip",
         "--manifest",
         s(manifest),
@@ -525,7 +534,9 @@ fn bake_manifest(manifest: &Path, ckpts: &Path) -> (Output, serde_json::Value) {
         "--jobs",
         "2",
         "--json",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let out = edtalk(&args);
     assert!(
         !text(&out.stderr).contains("panicked"),
         "{}",
@@ -611,6 +622,15 @@ fn bake_clip_manifest_bakes_every_line_resumes_and_reports_a_broken_one() {
     assert!(a.metadata().unwrap().contains("happy"));
     let (_, json) = bake_manifest(&manifest, &ckpts);
     assert_eq!(statuses(&json), ["skipped", "failed", "skipped"]);
+    // Another tolerance is another clip.
+    let (_, json) = bake_manifest_with(&manifest, &ckpts, &["--tolerance", "1"]);
+    assert_eq!(statuses(&json), ["baked", "failed", "baked"]);
+    assert_eq!(
+        bevy_edtalk::clip::FaceClip::read(&clip_a)
+            .unwrap()
+            .tolerance(),
+        1
+    );
 }
 
 #[test]
@@ -679,4 +699,62 @@ fn clip_frames_refuses_a_corrupt_clip_without_panicking() {
     let missing = dir.join("gone.faceclip");
     let out = edtalk(&["clip-frames", s(&missing), "--frames-out", s(&frames)]);
     assert_fails_naming(&out, "gone.faceclip");
+}
+
+/// A checkpoint directory holding the narrow seeded-random generator and Audio2Lip of
+/// tests/fixtures/edtalk under their official names.
+fn tiny_neural_ckpts(name: &str) -> PathBuf {
+    let dir = temp_dir(name);
+    let fixtures = Path::new(ROOT).join("tests/fixtures/edtalk");
+    for (from, to) in [
+        ("edtalk_tiny_weights.safetensors", "EDTalk.safetensors"),
+        ("audio2lip_weights.safetensors", "Audio2Lip.safetensors"),
+    ] {
+        std::fs::copy(fixtures.join(from), dir.join(to)).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn bake_clip_with_neural_checkpoints_gives_the_frames_render_writes() {
+    let dir = temp_dir("bake-clip-neural");
+    let ckpts = tiny_neural_ckpts("bake-clip-neural-ckpts");
+    let wav = dir.join("line.wav");
+    write_wav(&wav, 0.3);
+    let portrait = asset("portraits/ada.png");
+    let line = [
+        "--portrait",
+        s(&portrait),
+        "--audio",
+        s(&wav),
+        "--ckpts",
+        s(&ckpts),
+    ];
+    let rendered = dir.join("rendered");
+    let mut args = vec!["render", "--frames-out", s(&rendered)];
+    args.extend_from_slice(&line);
+    let out = edtalk(&args);
+    assert_ok(&out);
+    assert!(
+        text(&out.stderr).contains("neural renderer"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let clip_path = dir.join("line.faceclip");
+    let mut args = vec!["bake-clip", "--out", s(&clip_path), "--json"];
+    args.extend_from_slice(&line);
+    let out = edtalk(&args);
+    assert_ok(&out);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["backend"], "neural");
+    let frames = dir.join("clip-frames");
+    assert_ok(&edtalk(&[
+        "clip-frames",
+        s(&clip_path),
+        "--frames-out",
+        s(&frames),
+    ]));
+    assert_eq!(pngs(&frames), expected_names(7));
+    assert_same_frames(&rendered, &frames, 0);
 }

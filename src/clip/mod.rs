@@ -56,7 +56,7 @@
 //! | 8 | audio duration in seconds, `f64` |
 //! | 1 + 3 | tolerance (0 lossless, up to 4), then three reserved zero bytes |
 //! | 4 + n | metadata length, then that many bytes of UTF-8 (empty: none) |
-//! | per frame | kind `u8` (0 key, 1 delta), rectangle x, y, w, h (`u32` each), PNG length `u32`, PNG |
+//! | per frame | kind `u8` (0 key, 1 delta), rectangle x, y, w, h, PNG length (`u32`s), PNG |
 //! | 4 | CRC-32 of every byte before it |
 //!
 //! A *key* frame's PNG is the whole frame. A *delta* frame's PNG holds, inside the

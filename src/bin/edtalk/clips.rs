@@ -75,6 +75,7 @@ pub struct ClipSource {
     pub anchors: Option<Vec<f32>>,
     pub paste_back: bool,
     pub backend: String,
+    pub tolerance: u8,
     /// CRC-32 of the input files' bytes (portrait, audio, script, track, rig, pose track).
     pub inputs_crc32: String,
 }
@@ -87,6 +88,7 @@ impl ClipSource {
         audio: &Path,
         opts: &LineOptions,
         neural: bool,
+        tolerance: u8,
         shown: &dyn Fn(&Path) -> PathBuf,
     ) -> Self {
         let mut crc = crc32fast::Hasher::new();
@@ -119,6 +121,7 @@ impl ClipSource {
             anchors: opts.anchors.clone(),
             paste_back: opts.paste_back,
             backend: if neural { "neural" } else { "procedural" }.into(),
+            tolerance,
             inputs_crc32: format!("{:08x}", crc.finalize()),
         }
     }
@@ -218,7 +221,9 @@ pub fn bake_clip(job: BakeClipJob) -> CliResult<()> {
     };
     let models = Models::new(&job.line.ckpts);
     let neural = models.neural(job.line.backend)?;
-    let source = ClipSource::new(portrait, audio, &job.line, neural, &|p| p.to_path_buf());
+    let source = ClipSource::new(portrait, audio, &job.line, neural, job.tolerance, &|p| {
+        p.to_path_buf()
+    });
     let bar = progress(0, "baking");
     let started = std::time::Instant::now();
     let baked = bake_line(

@@ -118,7 +118,8 @@ pub fn bake_manifest(path: &Path, job: &BakeClipJob) -> CliResult<()> {
         let (portrait, audio) = (base.join(&line.portrait), base.join(&line.audio));
         // Recorded relative to the manifest, so moving the project keeps clips current.
         let shown = |p: &Path| p.strip_prefix(&base).unwrap_or(p).to_path_buf();
-        let meta = ClipSource::new(&portrait, &audio, &opts, neural, &shown).to_metadata();
+        let meta = ClipSource::new(&portrait, &audio, &opts, neural, job.tolerance, &shown);
+        let meta = meta.to_metadata();
         if !job.force
             && let Ok(clip) = FaceClip::read(&outs[i])
             && clip.metadata() == Some(meta.as_str())
