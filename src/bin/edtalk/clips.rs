@@ -47,7 +47,7 @@ pub struct BakeClipJob {
     pub jobs: Option<usize>,
     /// Let every channel of a frame land within this many levels of the rendered pixel
     /// (0, lossless, to 4); 1 is invisible and makes clips about 40% smaller.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=4))]
     pub tolerance: u8,
     /// Re-bake manifest lines even when their clip is up to date.
     #[arg(long)]
@@ -93,13 +93,15 @@ impl ClipSource {
     ) -> Self {
         let mut crc = crc32fast::Hasher::new();
         let pose_file = Some(Path::new(&opts.pose)).filter(|p| p.is_file());
+        // The rig `render` picks up next to the portrait when none is given.
+        let sibling_rig = portrait.with_extension("rig.ron");
+        let rig = opts
+            .rig
+            .as_deref()
+            .or(Some(sibling_rig.as_path()).filter(|p| p.is_file()));
         let files = [Some(portrait), Some(audio)]
             .into_iter()
-            .chain([
-                opts.script.as_deref(),
-                opts.track.as_deref(),
-                opts.rig.as_deref(),
-            ])
+            .chain([opts.script.as_deref(), opts.track.as_deref(), rig])
             .chain([pose_file]);
         for file in files.flatten() {
             // An unreadable input fails the bake itself, with a better message.
