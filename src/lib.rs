@@ -13,12 +13,14 @@
 //! * **procedural** — a parametric face rig that warps the portrait, driven by
 //!   signal-processing lip-sync. Always available; what a fresh clone runs.
 //!
-//! The engine modules ([`model`], [`audio`], [`motion`], [`render`], [`worker`]) are plain
-//! Rust with no Bevy types. The Bevy plugin lives in [`plugin`] (cargo feature `plugin`).
+//! The engine modules ([`model`], [`audio`], [`motion`], [`render`], [`worker`], [`clip`])
+//! are plain Rust with no Bevy types. The Bevy plugin lives in [`plugin`] (cargo feature
+//! `plugin`).
 
 pub mod audio;
 #[cfg(feature = "cli")]
 pub mod bench;
+pub mod clip;
 pub mod face;
 pub mod heap;
 pub mod model;

@@ -428,3 +428,333 @@ fn render_aligns_a_photo_and_pastes_the_face_back() {
     assert_eq!(first.get_pixel(2, 2), photo.get_pixel(2, 2));
     assert_eq!(first.get_pixel(147, 222), photo.get_pixel(147, 222));
 }
+
+/// The RGBA pixels of a PNG.
+fn pixels(path: &Path) -> image::RgbaImage {
+    image::open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .into_rgba8()
+}
+
+/// Same PNG names in both directories, and every channel within `tolerance` levels.
+fn assert_same_frames(a: &Path, b: &Path, tolerance: u8) {
+    let names = pngs(a);
+    assert_eq!(names, pngs(b));
+    for name in &names {
+        let (pa, pb) = (pixels(&a.join(name)), pixels(&b.join(name)));
+        assert_eq!(pa.dimensions(), pb.dimensions(), "{name}");
+        let worst = pa
+            .as_raw()
+            .iter()
+            .zip(pb.as_raw())
+            .map(|(x, y)| x.abs_diff(*y))
+            .max()
+            .unwrap_or(0);
+        assert!(worst <= tolerance, "{name}: off by {worst}");
+    }
+}
+
+#[test]
+fn bake_clip_then_clip_frames_gives_the_frames_render_writes() {
+    let dir = temp_dir("bake-clip");
+    let ckpts = temp_dir("bake-clip-ckpts");
+    let wav = dir.join("line.wav");
+    write_wav(&wav, 0.6);
+    let portrait = asset("portraits/ada.png");
+    let line = [
+        "--portrait",
+        s(&portrait),
+        "--audio",
+        s(&wav),
+        "--emotion",
+        "happy:0.6",
+        "--ckpts",
+        s(&ckpts),
+    ];
+    let rendered = dir.join("rendered");
+    let mut args = vec!["render", "--frames-out", s(&rendered)];
+    args.extend_from_slice(&line);
+    assert_ok(&edtalk(&args));
+
+    for tolerance in ["0", "1"] {
+        let clip_path = dir.join(format!("line-{tolerance}.faceclip"));
+        let mut args = vec![
+            "bake-clip",
+            "--out",
+            s(&clip_path),
+            "--tolerance",
+            tolerance,
+        ];
+        args.extend_from_slice(&line);
+        args.push("--json");
+        let out = edtalk(&args);
+        assert_ok(&out);
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["frames"], 15);
+        assert_eq!(json["backend"], "procedural");
+
+        let clip = bevy_edtalk::clip::FaceClip::read(&clip_path).unwrap();
+        assert_eq!((clip.frame_count(), clip.fps()), (15, 25.0));
+        assert_eq!((clip.width(), clip.height()), (256, 256));
+        assert!((clip.audio_seconds() - 0.6).abs() < 1e-3);
+        let meta = clip.metadata().unwrap();
+        assert!(
+            meta.contains("ada.png") && meta.contains("happy:0.6"),
+            "{meta}"
+        );
+
+        let frames = dir.join(format!("clip-frames-{tolerance}"));
+        let out = edtalk(&["clip-frames", s(&clip_path), "--frames-out", s(&frames)]);
+        assert_ok(&out);
+        assert_eq!(pngs(&frames), expected_names(15));
+        assert_same_frames(&rendered, &frames, 1);
+        if tolerance == "0" {
+            assert_same_frames(&rendered, &frames, 0);
+        }
+    }
+}
+
+/// Runs `bake-clip --manifest` with `--json`; the exit status and the parsed summary.
+fn bake_manifest(manifest: &Path, ckpts: &Path) -> (Output, serde_json::Value) {
+    bake_manifest_with(manifest, ckpts, &[])
+}
+
+/// [`bake_manifest`] with more arguments.
+fn bake_manifest_with(
+    manifest: &Path,
+    ckpts: &Path,
+    extra: &[&str],
+) -> (Output, serde_json::Value) {
+    let mut args = vec![
+        "bake-clip",
+        "--manifest",
+        s(manifest),
+        "--ckpts",
+        s(ckpts),
+        "--jobs",
+        "2",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let out = edtalk(&args);
+    assert!(
+        !text(&out.stderr).contains("panicked"),
+        "{}",
+        text(&out.stderr)
+    );
+    let json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", text(&out.stdout), text(&out.stderr)));
+    (out, json)
+}
+
+fn statuses(json: &serde_json::Value) -> Vec<String> {
+    json["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["status"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn bake_clip_manifest_bakes_every_line_resumes_and_reports_a_broken_one() {
+    let dir = temp_dir("manifest");
+    let ckpts = temp_dir("manifest-ckpts");
+    write_wav(&dir.join("a.wav"), 0.3);
+    write_wav(&dir.join("b.wav"), 0.45);
+    std::fs::copy(asset("portraits/ada.png"), dir.join("ada.png")).unwrap();
+    let manifest = dir.join("lines.ron");
+    let write_manifest = |first_emotion: &str| {
+        let text = format!(
+            "// three lines, one broken\n(\n    lines: [\n        \
+             (portrait: \"ada.png\", audio: \"a.wav\", out: \"clips/a.faceclip\", emotion: \"{first_emotion}\"),\n        \
+             (portrait: \"ada.png\", audio: \"no_such_line.wav\", out: \"clips/broken.faceclip\"),\n        \
+             (portrait: \"ada.png\", audio: \"b.wav\", out: \"clips/b.faceclip\", pose: \"idle\"),\n    ],\n)\n"
+        );
+        std::fs::write(&manifest, text).unwrap();
+    };
+    write_manifest("sad");
+
+    let (out, json) = bake_manifest(&manifest, &ckpts);
+    assert!(!out.status.success(), "a line failed, so the run fails");
+    assert_eq!(statuses(&json), ["baked", "failed", "baked"]);
+    assert_eq!(
+        (json["baked"].as_u64(), json["failed"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert!(
+        json["lines"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no_such_line.wav")
+    );
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("no_such_line.wav") && err.contains("2 baked"),
+        "{err}"
+    );
+    let clip_a = dir.join("clips/a.faceclip");
+    let clip_b = dir.join("clips/b.faceclip");
+    let a = bevy_edtalk::clip::FaceClip::read(&clip_a).unwrap();
+    assert_eq!(a.frame_count(), 7);
+    assert_eq!(
+        bevy_edtalk::clip::FaceClip::read(&clip_b)
+            .unwrap()
+            .frame_count(),
+        11
+    );
+    assert!(!dir.join("clips/broken.faceclip").exists());
+    assert!(!dir.join("clips/a.faceclip.partial").exists());
+
+    // A re-run skips the finished lines, byte for byte untouched.
+    let before = std::fs::read(&clip_a).unwrap();
+    let (_, json) = bake_manifest(&manifest, &ckpts);
+    assert_eq!(statuses(&json), ["skipped", "failed", "skipped"]);
+    assert_eq!(std::fs::read(&clip_a).unwrap(), before);
+
+    // A damaged clip and a changed line are baked again; the rest stays skipped.
+    let b = std::fs::read(&clip_b).unwrap();
+    std::fs::write(&clip_b, &b[..b.len() / 2]).unwrap();
+    write_manifest("happy");
+    let (_, json) = bake_manifest(&manifest, &ckpts);
+    assert_eq!(statuses(&json), ["baked", "failed", "baked"]);
+    let a = bevy_edtalk::clip::FaceClip::read(&clip_a).unwrap();
+    assert!(a.metadata().unwrap().contains("happy"));
+    let (_, json) = bake_manifest(&manifest, &ckpts);
+    assert_eq!(statuses(&json), ["skipped", "failed", "skipped"]);
+    // Another tolerance is another clip.
+    let (_, json) = bake_manifest_with(&manifest, &ckpts, &["--tolerance", "1"]);
+    assert_eq!(statuses(&json), ["baked", "failed", "baked"]);
+    assert_eq!(
+        bevy_edtalk::clip::FaceClip::read(&clip_a)
+            .unwrap()
+            .tolerance(),
+        1
+    );
+}
+
+#[test]
+fn bake_clip_manifest_syntax_errors_give_file_line_and_column() {
+    let dir = temp_dir("manifest-syntax");
+    let manifest = dir.join("broken_lines.ron");
+    std::fs::write(
+        &manifest,
+        "(\n    lines: [\n        (portrait: \"a.png\", audio: \"a.wav\" out: \"a.faceclip\"),\n    ],\n)\n",
+    )
+    .unwrap();
+    let out = edtalk(&["bake-clip", "--manifest", s(&manifest)]);
+    assert_fails_naming(&out, "broken_lines.ron:3:");
+    std::fs::write(
+        &manifest,
+        "(lines: [(portrait: \"a.png\", audio: \"a.wav\", out: \"a.faceclip\", emotoin: \"sad\")])",
+    )
+    .unwrap();
+    let out = edtalk(&["bake-clip", "--manifest", s(&manifest)]);
+    assert_fails_naming(&out, "broken_lines.ron:1:");
+    assert!(
+        text(&out.stderr).contains("emotoin"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn clip_frames_refuses_a_corrupt_clip_without_panicking() {
+    let dir = temp_dir("clip-corrupt");
+    let frames = dir.join("frames");
+    let not_a_clip = dir.join("notes.faceclip");
+    std::fs::write(&not_a_clip, "these are not frames\n").unwrap();
+    let out = edtalk(&["clip-frames", s(&not_a_clip), "--frames-out", s(&frames)]);
+    assert_fails_naming(&out, "notes.faceclip");
+    assert!(text(&out.stderr).contains("not a face clip"));
+
+    let ten = (0..10)
+        .map(|i| bevy_edtalk::render::FaceFrame {
+            width: 16,
+            height: 16,
+            rgba: vec![i * 20; 16 * 16 * 4],
+        })
+        .collect::<Vec<_>>();
+    let good = bevy_edtalk::clip::FaceClip::from_frames(&ten, 25.0, 0.4, None)
+        .unwrap()
+        .encode();
+    let cut = dir.join("cut.faceclip");
+    std::fs::write(&cut, &good[..good.len() - 30]).unwrap();
+    let out = edtalk(&["clip-frames", s(&cut), "--frames-out", s(&frames)]);
+    assert_fails_naming(&out, "cut.faceclip");
+    assert!(
+        text(&out.stderr).contains("truncated"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let mut flipped = good.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x40;
+    let damaged = dir.join("damaged.faceclip");
+    std::fs::write(&damaged, &flipped).unwrap();
+    let out = edtalk(&["clip-frames", s(&damaged), "--frames-out", s(&frames)]);
+    assert_fails_naming(&out, "damaged.faceclip");
+
+    let missing = dir.join("gone.faceclip");
+    let out = edtalk(&["clip-frames", s(&missing), "--frames-out", s(&frames)]);
+    assert_fails_naming(&out, "gone.faceclip");
+}
+
+/// A checkpoint directory holding the narrow seeded-random generator and Audio2Lip of
+/// tests/fixtures/edtalk under their official names.
+fn tiny_neural_ckpts(name: &str) -> PathBuf {
+    let dir = temp_dir(name);
+    let fixtures = Path::new(ROOT).join("tests/fixtures/edtalk");
+    for (from, to) in [
+        ("edtalk_tiny_weights.safetensors", "EDTalk.safetensors"),
+        ("audio2lip_weights.safetensors", "Audio2Lip.safetensors"),
+    ] {
+        std::fs::copy(fixtures.join(from), dir.join(to)).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn bake_clip_with_neural_checkpoints_gives_the_frames_render_writes() {
+    let dir = temp_dir("bake-clip-neural");
+    let ckpts = tiny_neural_ckpts("bake-clip-neural-ckpts");
+    let wav = dir.join("line.wav");
+    write_wav(&wav, 0.3);
+    let portrait = asset("portraits/ada.png");
+    let line = [
+        "--portrait",
+        s(&portrait),
+        "--audio",
+        s(&wav),
+        "--ckpts",
+        s(&ckpts),
+    ];
+    let rendered = dir.join("rendered");
+    let mut args = vec!["render", "--frames-out", s(&rendered)];
+    args.extend_from_slice(&line);
+    let out = edtalk(&args);
+    assert_ok(&out);
+    assert!(
+        text(&out.stderr).contains("neural renderer"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let clip_path = dir.join("line.faceclip");
+    let mut args = vec!["bake-clip", "--out", s(&clip_path), "--json"];
+    args.extend_from_slice(&line);
+    let out = edtalk(&args);
+    assert_ok(&out);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["backend"], "neural");
+    let frames = dir.join("clip-frames");
+    assert_ok(&edtalk(&[
+        "clip-frames",
+        s(&clip_path),
+        "--frames-out",
+        s(&frames),
+    ]));
+    assert_eq!(pngs(&frames), expected_names(7));
+    assert_same_frames(&rendered, &frames, 0);
+}

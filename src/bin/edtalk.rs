@@ -16,12 +16,21 @@ use bevy_edtalk::motion::{
     MotionFrame, MotionTrack, PoseSource, PoseTrack,
 };
 use bevy_edtalk::render::neural::NeuralRenderer;
-use bevy_edtalk::render::procedural::ProceduralRenderer;
 use bevy_edtalk::render::rig::FaceRig;
-use bevy_edtalk::render::{FaceFrame, FaceRenderer, FaceRequest, Portrait};
+use bevy_edtalk::render::{Backend, FaceFrame, Portrait};
 use candle_core::{DType, Device};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+
+// The binary is a crate root in src/bin, so its modules are named by path.
+#[path = "edtalk/clips.rs"]
+mod clips;
+#[path = "edtalk/line.rs"]
+mod line;
+#[path = "edtalk/manifest.rs"]
+mod manifest;
+
+use line::{LineOptions, Models, prepare_line, render_line};
 
 #[derive(Parser)]
 #[command(
@@ -34,10 +43,14 @@ struct Cli {
     command: Command,
 }
 
+/// Which renderer draws the faces.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
-enum BackendArg {
+pub enum BackendArg {
+    /// Neural when the checkpoints are there, else procedural.
     Auto,
+    /// EDTalk (needs the checkpoints).
     Neural,
+    /// The procedural face rig.
     Procedural,
 }
 
@@ -45,6 +58,21 @@ enum BackendArg {
 enum Command {
     /// Render a talking portrait from an audio file (the official demo, offline).
     Render(RenderJob),
+    /// Render a whole line once into a compact face clip (`.faceclip`) that a game plays
+    /// back in sync with the audio at no inference cost; or, with --manifest, a whole
+    /// game's dialogue.
+    BakeClip(clips::BakeClipJob),
+    /// Write a face clip's frames as PNGs, named as `render --frames-out` names them.
+    ClipFrames {
+        /// The clip (`.faceclip`).
+        clip: PathBuf,
+        /// Directory for one PNG per frame (frame_00000.png, ...).
+        #[arg(long)]
+        frames_out: PathBuf,
+        /// Print the clip's header as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Bake a line's motion track to RON (Audio2Lip mouth coefficients when the
     /// checkpoint is there, the DSP mouth controls always).
     Bake {
@@ -106,6 +134,15 @@ fn main() -> ExitCode {
             bevy_edtalk::heap::retain_freed_memory();
             render(job)
         }
+        Command::BakeClip(job) => {
+            bevy_edtalk::heap::retain_freed_memory();
+            clips::bake_clip(job)
+        }
+        Command::ClipFrames {
+            clip,
+            frames_out,
+            json,
+        } => clips::clip_frames(&clip, &frames_out, json),
         Command::Bake { audio, ckpts, out } => bake(&audio, &ckpts, &out),
         Command::Extract { frames, ckpts, out } => extract(&frames, &ckpts, &out),
         Command::Inspect { ckpts } => inspect(&ckpts),
@@ -133,27 +170,8 @@ struct RenderJob {
     portrait: PathBuf,
     #[arg(long)]
     audio: PathBuf,
-    /// One of the eight emotions (angry, contempt, disgusted, fear, happy, neutral, sad,
-    /// surprised).
-    #[arg(long, conflicts_with = "script")]
-    emotion: Option<String>,
-    /// An emotion script (RON timeline).
-    #[arg(long)]
-    script: Option<PathBuf>,
-    /// `fixed` (the portrait's own pose), `idle`, or a pose track file (RON).
-    #[arg(long, default_value = "fixed")]
-    pose: String,
-    /// A baked motion track (from `edtalk bake`) instead of analysing the audio.
-    #[arg(long)]
-    track: Option<PathBuf>,
-    /// Face rig (RON) for the procedural renderer; default: `<portrait>.rig.ron` if
-    /// present, else the default rig.
-    #[arg(long)]
-    rig: Option<PathBuf>,
-    #[arg(long, default_value = "ckpts")]
-    ckpts: PathBuf,
-    #[arg(long, value_enum, default_value = "auto")]
-    backend: BackendArg,
+    #[command(flatten)]
+    line: LineOptions,
     /// Directory for one PNG per 25 fps frame (frame_00000.png, ...).
     #[arg(long)]
     frames_out: Option<PathBuf>,
@@ -161,17 +179,6 @@ struct RenderJob {
     gif: Option<PathBuf>,
     #[arg(long)]
     apng: Option<PathBuf>,
-    /// Use the portrait as it is (no face detection and alignment). By default any portrait
-    /// that is not already a 256x256 crop is aligned first.
-    #[arg(long, conflicts_with = "anchors")]
-    no_align: bool,
-    /// Manual face anchors in portrait pixels when no face is detected: left eye x,y,
-    /// right eye x,y, mouth centre x,y (six numbers, comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    anchors: Option<Vec<f32>>,
-    /// Paste the animated face back into the whole portrait (at its own resolution).
-    #[arg(long)]
-    paste_back: bool,
 }
 
 #[derive(clap::Args)]
@@ -379,14 +386,27 @@ fn pose_source(arg: &str) -> CliResult<PoseSource> {
 }
 
 fn emotion_input(emotion: Option<&str>, script: Option<&Path>) -> CliResult<EmotionInput> {
-    if let Some(name) = emotion {
+    if let Some(arg) = emotion {
+        let (name, intensity) = match arg.split_once(':') {
+            Some((name, level)) => {
+                let v: f32 = level
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("emotion {arg:?}: intensity {level:?} is not a number"))?;
+                if !(0.0..=2.0).contains(&v) {
+                    return Err(format!("emotion {arg:?}: intensity must be from 0 to 2"));
+                }
+                (name, v)
+            }
+            None => (arg, 1.0),
+        };
         let e = Emotion::from_name(name).ok_or_else(|| {
             format!(
                 "unknown emotion {name:?}; expected one of {}",
                 Emotion::ALL.map(|e| e.name()).join(", ")
             )
         })?;
-        return Ok(EmotionInput::Mix(EmotionMix::single(e.name(), 1.0)));
+        return Ok(EmotionInput::Mix(EmotionMix::single(e.name(), intensity)));
     }
     if let Some(path) = script {
         let text = std::fs::read_to_string(path)
@@ -402,125 +422,26 @@ fn render(job: RenderJob) -> CliResult<()> {
     if job.frames_out.is_none() && job.gif.is_none() && job.apng.is_none() {
         return Err("nothing to write: give --frames-out DIR, --gif FILE or --apng FILE".into());
     }
-    let portrait = Portrait::load(&job.portrait).map_err(|e| e.to_string())?;
-    let ckpts = CheckpointDir::scan(&job.ckpts);
-    let neural = match job.backend {
-        BackendArg::Procedural => false,
-        BackendArg::Auto => ckpts.neural_ready(),
-        BackendArg::Neural => {
-            if !ckpts.neural_ready() {
-                return Err(format!(
-                    "--backend neural needs EDTalk.pt (or EDTalk_lip_pose.pt) and Audio2Lip.pt in {}",
-                    job.ckpts.display()
-                ));
-            }
-            true
-        }
-    };
-    let frames: Vec<MotionFrame> = match &job.track {
-        Some(path) => MotionTrack::load(path).map_err(|e| e.to_string())?.frames,
-        None => {
-            let audio =
-                decode_file(&job.audio, &DecodeOptions::default()).map_err(|e| e.to_string())?;
-            let model = if neural {
-                load_audio2lip(&ckpts)?
-            } else {
-                None
-            };
-            let config = MotionConfig {
-                emotion: emotion_input(job.emotion.as_deref(), job.script.as_deref())?,
-                pose: pose_source(&job.pose)?,
-                ..Default::default()
-            };
-            Audio2Motion::new(config, model)
-                .generate(&audio.samples)
-                .map_err(|e| e.to_string())?
-        }
-    };
-    if frames.is_empty() {
-        return Err(format!(
-            "{}: shorter than one 25 fps frame (640 samples at 16 kHz)",
-            job.audio.display()
-        ));
-    }
-    let mut renderer: Box<dyn FaceRenderer> = if neural {
-        let path = ckpts
-            .generator()
-            .ok_or_else(|| format!("{}: no EDTalk.pt in it", job.ckpts.display()))?;
-        eprintln!("edtalk: neural renderer ({})", path.display());
-        Box::new(NeuralRenderer::load(path, &Device::Cpu, DType::F32).map_err(|e| e.to_string())?)
-    } else {
-        eprintln!("edtalk: procedural renderer");
-        Box::new(ProceduralRenderer::new())
-    };
-    let mut rig = load_rig(job.rig.as_deref(), &job.portrait)?;
-    // EDTalk needs aligned crops (its crop_image2.py step); a 256x256 portrait is taken to
-    // be one already.
-    let is_crop = portrait.width() == CROP_SIZE && portrait.height() == CROP_SIZE;
-    let alignment = if job.no_align || (is_crop && job.anchors.is_none()) {
-        None
-    } else {
-        Some(aligned(&portrait, &job.portrait, job.anchors.as_deref())?)
-    };
-    let identity = match &alignment {
-        Some(a) => {
-            if rig.is_none() {
-                rig = Some(fitted_rig(a));
-            }
-            a.image.clone()
-        }
-        None => portrait.clone(),
-    };
-    if job.paste_back && alignment.is_none() {
-        return Err(
-            "--paste-back needs an aligned face (drop --no-align, or give --anchors)".into(),
-        );
-    }
-    renderer
-        .set_identity(0, &identity, rig.as_ref())
-        .map_err(|e| e.to_string())?;
+    let models = Models::new(&job.line.ckpts);
+    let mut line = prepare_line(&job.portrait, &job.audio, &job.line, &models)?;
+    announce_backend(line.backend, &models);
     if let Some(dir) = &job.frames_out {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
-    let bar = progress(frames.len() as u64, "rendering");
+    let count = line.frames.len();
+    let bar = progress(count as u64, "rendering");
     let mut out: Vec<FaceFrame> = Vec::new();
     let keep = job.gif.is_some() || job.apng.is_some();
-    for (chunk_index, chunk) in frames.chunks(4).enumerate() {
-        let requests: Vec<FaceRequest> = chunk
-            .iter()
-            .map(|m| FaceRequest {
-                identity: 0,
-                motion: m.clone(),
-            })
-            .collect();
-        let mut rendered = renderer.render(&requests).map_err(|e| e.to_string())?;
-        if job.paste_back
-            && let Some(a) = &alignment
-        {
-            rendered = rendered
-                .into_iter()
-                .map(|f| paste_frame(&portrait, f, a))
-                .collect::<CliResult<_>>()?;
+    render_line(&mut line, |index, frame| {
+        if let Some(dir) = &job.frames_out {
+            save_frame(dir, index, &frame)?;
         }
-        for (k, frame) in rendered.into_iter().enumerate() {
-            let index = chunk_index * 4 + k;
-            if let Some(dir) = &job.frames_out {
-                let path = dir.join(format!("frame_{index:05}.png"));
-                image::save_buffer(
-                    &path,
-                    &frame.rgba,
-                    frame.width,
-                    frame.height,
-                    image::ExtendedColorType::Rgba8,
-                )
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            }
-            if keep {
-                out.push(frame);
-            }
-            bar.inc(1);
+        if keep {
+            out.push(frame);
         }
-    }
+        bar.inc(1);
+        Ok(())
+    })?;
     bar.finish_and_clear();
     if let Some(path) = &job.gif {
         write_gif(path, &out)?;
@@ -528,8 +449,28 @@ fn render(job: RenderJob) -> CliResult<()> {
     if let Some(path) = &job.apng {
         write_apng(path, &out)?;
     }
-    eprintln!("edtalk: {} frames at 25 fps", frames.len());
+    eprintln!("edtalk: {count} frames at 25 fps");
     Ok(())
+}
+
+fn announce_backend(backend: Backend, models: &Models) {
+    match (backend, models.generator_path()) {
+        (Backend::Neural, Ok(path)) => eprintln!("edtalk: neural renderer ({})", path.display()),
+        _ => eprintln!("edtalk: {backend} renderer"),
+    }
+}
+
+/// Frame `index` as `DIR/frame_00000.png`, the name every `--frames-out` uses.
+fn save_frame(dir: &Path, index: usize, frame: &FaceFrame) -> CliResult<()> {
+    let path = dir.join(format!("frame_{index:05}.png"));
+    image::save_buffer(
+        &path,
+        &frame.rgba,
+        frame.width,
+        frame.height,
+        image::ExtendedColorType::Rgba8,
+    )
+    .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// A rendered crop pasted back into the whole portrait.
