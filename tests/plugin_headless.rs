@@ -752,3 +752,81 @@ fn render_ahead_a_slow_renderer_drops_no_frames_of_the_played_line() {
         "without render-ahead only {missed} frames were missed"
     );
 }
+
+/// A clip of `n` frames of `size` pixels, frame `i` a solid colour with red = 5 i.
+fn striped_clip(n: usize, size: u32, seconds: f64) -> bevy_edtalk::clip::FaceClip {
+    let frames: Vec<bevy_edtalk::render::FaceFrame> = (0..n)
+        .map(|i| bevy_edtalk::render::FaceFrame {
+            width: size,
+            height: size,
+            rgba: [(5 * i % 256) as u8, 90, 200, 255].repeat((size * size) as usize),
+        })
+        .collect();
+    bevy_edtalk::clip::FaceClip::from_frames(&frames, 25.0, seconds, None).unwrap()
+}
+
+#[test]
+fn face_clip_plays_its_frames_in_sync_with_the_audio_without_inference() {
+    let dir = tempfile_dir("face-clip");
+    let mut app = app(&dir);
+    let face = spawn_face(&mut app);
+    settle(&mut app, 10);
+    let clip = app
+        .world_mut()
+        .resource_mut::<Assets<FaceClipAsset>>()
+        .add(FaceClipAsset(striped_clip(40, 256, 1.6)));
+    let line = app
+        .world_mut()
+        .resource_mut::<Assets<VoiceLine>>()
+        .add(test_line());
+    app.world_mut()
+        .write_message(Speak::new(face, line.clone()).with_clip(clip));
+    let rendered_before = app.world().resource::<EdTalkDiagnostics>().frames_rendered;
+    let (mut checked, mut wrong) = (0, Vec::new());
+    let mut rendered_while_playing = rendered_before;
+    for _ in 0..60 {
+        step(&mut app);
+        let Some(p) = playback_position(&app, face) else {
+            continue;
+        };
+        rendered_while_playing = app.world().resource::<EdTalkDiagnostics>().frames_rendered;
+        let expected = ((p * 25.0 + 1e-9).floor() as usize).min(39);
+        let red = face_pixels(&app, face)[0] as usize;
+        checked += 1;
+        if red != 5 * expected % 256 {
+            wrong.push((p, red, expected));
+        }
+    }
+    assert!(checked >= 35, "checked {checked} frames");
+    assert!(
+        wrong.is_empty(),
+        "frames not the clip's for the position: {wrong:?}"
+    );
+    let rendered = rendered_while_playing - rendered_before;
+    assert_eq!(
+        rendered, 0,
+        "the worker rendered {rendered} frames for a baked line"
+    );
+    assert!(errors(&mut app).is_empty());
+
+    // A clip of the wrong size is reported and the line is rendered instead.
+    let small = app
+        .world_mut()
+        .resource_mut::<Assets<FaceClipAsset>>()
+        .add(FaceClipAsset(striped_clip(40, 64, 1.6)));
+    app.world_mut()
+        .write_message(Speak::new(face, line).with_clip(small));
+    let mut reported = Vec::new();
+    for _ in 0..15 {
+        step(&mut app);
+        reported.extend(errors(&mut app));
+    }
+    assert!(
+        reported.iter().any(|e| e.message.contains("64x64")),
+        "{reported:?}"
+    );
+    assert!(
+        playback_position(&app, face).is_some(),
+        "the line still plays"
+    );
+}

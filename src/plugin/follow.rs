@@ -194,6 +194,7 @@ pub(crate) fn follow_bevy_audio(
                     starved: None,
                     follows: Some(lip.0),
                     waiting: None,
+                    clip: None,
                 });
                 let current = rt.key;
                 rt.invalidate(current);

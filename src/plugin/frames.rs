@@ -40,6 +40,11 @@ pub(crate) fn request_frames(
             continue;
         }
         let rt = &mut *rt;
+        if rt.line.as_ref().is_some_and(|l| l.clip.is_some()) {
+            // A baked clip plays: nothing to render until it ends.
+            rt.requested_upto = rt.requested_upto.max(rt.key);
+            continue;
+        }
         // Added or changed idle settings (e.g. a reloaded character) count too.
         let idle_changed = idle.as_ref().is_some_and(|i| i.is_changed());
         if (emotion.is_changed() && !emotion.is_added()) || idle_changed {
@@ -221,13 +226,63 @@ pub(crate) fn collect_frames(
     }
 }
 
-/// Moves the frame for each face's current key into its texture.
+/// Moves the frame for each face's current key into its texture (or, while a baked clip
+/// plays, the clip's frame for the playback position).
 pub(crate) fn upload_frames(
-    mut faces: Query<(&mut FaceRuntime, &TalkingFace)>,
+    mut faces: Query<(Entity, &mut FaceRuntime, &TalkingFace)>,
     mut images: ResMut<Assets<Image>>,
     mut diag: ResMut<EdTalkDiagnostics>,
+    mut errors: MessageWriter<EdTalkError>,
 ) {
-    for (mut rt, face) in &mut faces {
+    for (entity, mut rt, face) in &mut faces {
+        if let Some(line) = rt.line.as_mut()
+            && let Some((clip, cursor)) = line.clip.as_mut()
+        {
+            let Some(position) = face.line_position else {
+                continue;
+            };
+            let Some(mut img) = images.get_mut(&face.image) else {
+                continue;
+            };
+            if (img.width(), img.height()) != (clip.width(), clip.height()) {
+                report(
+                    &mut errors,
+                    Some(entity),
+                    EdTalkErrorKind::Portrait,
+                    format!(
+                        "face clip frames are {}x{}, the face texture is {}x{}: the line is \
+                         rendered instead",
+                        clip.width(),
+                        clip.height(),
+                        img.width(),
+                        img.height()
+                    ),
+                );
+                line.clip = None;
+                let key = rt.key;
+                rt.invalidate(key);
+                continue;
+            }
+            match cursor.at_time(clip, position as f64) {
+                Some(Ok(frame)) => {
+                    img.data = Some(frame.rgba.clone());
+                    diag.frames_shown += 1;
+                }
+                Some(Err(e)) => {
+                    report(
+                        &mut errors,
+                        Some(entity),
+                        EdTalkErrorKind::Portrait,
+                        format!("face clip: {e}; the line is rendered instead"),
+                    );
+                    line.clip = None;
+                    let key = rt.key;
+                    rt.invalidate(key);
+                }
+                None => {}
+            }
+            continue;
+        }
         let key = rt.key;
         // The newest frame at or before the key; older ones were overtaken before they
         // could be shown.

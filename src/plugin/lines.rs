@@ -16,7 +16,7 @@ use super::runtime::{
 };
 use super::settings::EdTalkSettings;
 use super::speech;
-use super::track_asset::MotionTrackAsset;
+use super::track_asset::{FaceClipAsset, MotionTrackAsset};
 
 /// Ends the face's line, if any, and says so (message and entity event).
 pub(crate) fn end_line(
@@ -66,6 +66,7 @@ pub(crate) fn handle_speak(
             Ok(mut rt) => {
                 rt.pending = Some(PendingLine {
                     request: speak.clone(),
+                    clip: None,
                     task: None,
                 })
             }
@@ -85,6 +86,7 @@ pub(crate) struct LineAssets<'w> {
     lines: Res<'w, Assets<VoiceLine>>,
     scripts: Res<'w, Assets<EmotionScriptAsset>>,
     tracks: Res<'w, Assets<MotionTrackAsset>>,
+    clips: Res<'w, Assets<FaceClipAsset>>,
     asset_server: Res<'w, AssetServer>,
     library: Res<'w, Emotions>,
     worker: Res<'w, WorkerRes>,
@@ -197,12 +199,37 @@ pub(crate) fn start_prepared_lines(
                 },
                 None => None,
             };
+            // A clip still loading delays the line; a failed one is reported and the
+            // line is rendered as usual.
+            pending.clip = match &pending.request.clip {
+                Some(h) => match wait_for(&assets.clips, &assets.asset_server, h) {
+                    Wait::Ready(c) => Some(c.0),
+                    Wait::Loading => {
+                        rt.pending = Some(pending);
+                        continue;
+                    }
+                    Wait::Failed(e) => {
+                        report(
+                            &mut out.errors,
+                            Some(entity),
+                            EdTalkErrorKind::Portrait,
+                            format!("face clip: {e}"),
+                        );
+                        None
+                    }
+                },
+                None => None,
+            };
             let model = assets.worker.audio2lip.clone();
             let pose = pending.request.pose.clone();
-            pending.task =
-                Some(AsyncComputeTaskPool::get().spawn(async move {
+            let baked = pending.clip.is_some();
+            pending.task = Some(AsyncComputeTaskPool::get().spawn(async move {
+                if baked {
+                    speech::prepare_clip_line(&line)
+                } else {
                     speech::prepare_line(&line, model, pose, track.as_ref())
-                }));
+                }
+            }));
         }
         let Some(task) = pending.task.as_mut() else {
             continue;
@@ -283,11 +310,13 @@ pub(crate) fn start_prepared_lines(
                 let skipped = (options.start * fps).floor() as i64;
                 let base_key = rt.key + 1 - skipped;
                 let to_render = (prepared.motion.len() as i64 - skipped).max(1) as usize;
-                let waiting = match render_ahead_plan(
-                    &assets.settings,
-                    assets.worker.frame_secs,
-                    to_render,
-                ) {
+                let clip = pending.clip.take();
+                let plan = if clip.is_some() {
+                    AheadPlan::No // Baked: nothing to render.
+                } else {
+                    render_ahead_plan(&assets.settings, assets.worker.frame_secs, to_render)
+                };
+                let waiting = match plan {
                     AheadPlan::No => None,
                     AheadPlan::TooLong(wait) => {
                         report(
@@ -344,6 +373,7 @@ pub(crate) fn start_prepared_lines(
                     starved: None,
                     follows: None,
                     waiting,
+                    clip: clip.map(|c| (c, crate::clip::ClipCursor::new())),
                 });
                 // Frames requested before the line carry a closed mouth: re-request them.
                 let current = rt.key;

@@ -7,7 +7,7 @@ use bevy::prelude::*;
 use super::assets::{EmotionScriptAsset, VoiceLine};
 use super::audio::Volume;
 use super::components::EmotionTarget;
-use super::track_asset::MotionTrackAsset;
+use super::track_asset::{FaceClipAsset, MotionTrackAsset};
 use super::voice_stream::VoiceStream;
 use crate::motion::{Easing, Emotion, EmotionMix, PoseSource};
 
@@ -34,6 +34,11 @@ pub struct Speak {
     /// The neural renderer reads the track's Audio2Lip coefficients: a track baked without
     /// the checkpoint leaves its mouth at the portrait's own.
     pub track: Option<Handle<MotionTrackAsset>>,
+    /// A baked face clip (`edtalk bake-clip`, `*.faceclip`): the line's faces are played
+    /// from it in sync with the audio, with no inference (no checkpoints needed). Its frames
+    /// must be the face texture's size (256x256 by default). The emotion state and idle
+    /// motion do not apply while it plays: they are baked in.
+    pub clip: Option<Handle<FaceClipAsset>>,
     /// Subtitle or caller tag, echoed in [`SpeechStarted`] / [`SpeechFinished`].
     pub tag: String,
     /// How loud the line plays (default: as recorded).
@@ -57,6 +62,7 @@ impl Speak {
             script: None,
             pose: None,
             track: None,
+            clip: None,
             tag: String::new(),
             volume: Volume::default(),
             panning: 0.0,
@@ -104,6 +110,12 @@ impl Speak {
     /// With a baked motion track for the mouth (see [`Speak::track`]).
     pub fn with_track(mut self, track: Handle<MotionTrackAsset>) -> Self {
         self.track = Some(track);
+        self
+    }
+
+    /// With a baked face clip (see [`Speak::clip`]).
+    pub fn with_clip(mut self, clip: Handle<FaceClipAsset>) -> Self {
+        self.clip = Some(clip);
         self
     }
 

@@ -65,7 +65,7 @@ pub use messages::{
 };
 pub use runtime::FaceRuntime;
 pub use settings::{BackendChoice, EdTalkSettings, InferenceDevice};
-pub use track_asset::{MotionTrackAsset, MotionTrackLoader};
+pub use track_asset::{FaceClipAsset, FaceClipLoader, MotionTrackAsset, MotionTrackLoader};
 pub use voice_stream::{STREAM_PREBUFFER_SECS, VoiceStream, VoiceStreamError};
 
 use bevy::prelude::*;
@@ -103,6 +103,8 @@ impl Plugin for EdTalkPlugin {
             .init_asset::<CharacterAsset>()
             .init_asset::<EmotionScriptAsset>()
             .init_asset::<MotionTrackAsset>()
+            .init_asset::<FaceClipAsset>()
+            .init_asset_loader::<FaceClipLoader>()
             .init_asset_loader::<VoiceLineLoader>()
             .init_asset_loader::<MotionTrackLoader>()
             .init_asset_loader::<CharacterLoader>()

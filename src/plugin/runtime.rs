@@ -97,6 +97,8 @@ pub(crate) struct ActiveLine {
     pub(crate) follows: Option<Entity>,
     /// Render-ahead: the audio waiting for the line's frames (the face holds meanwhile).
     pub(crate) waiting: Option<Box<WaitingAudio>>,
+    /// A baked face clip the line's faces are played from (no frames are rendered).
+    pub(crate) clip: Option<(crate::clip::FaceClip, crate::clip::ClipCursor)>,
 }
 
 impl ActiveLine {
@@ -113,6 +115,8 @@ impl ActiveLine {
 /// A [`Speak`] waiting for its assets and its preparation task.
 pub(crate) struct PendingLine {
     pub(crate) request: Speak,
+    /// The line's face clip, once loaded.
+    pub(crate) clip: Option<crate::clip::FaceClip>,
     pub(crate) task: Option<Task<Result<PreparedLine, String>>>,
 }
 

@@ -151,6 +151,25 @@ pub(crate) fn prepare_line(
     })
 }
 
+/// A line whose faces come from a baked clip: no analysis, only its length in frames
+/// (the frames' motion is unused: the clip's pictures are shown).
+pub(crate) fn prepare_clip_line(line: &VoiceLine) -> Result<PreparedLine, String> {
+    let frames = line.samples.len() / SAMPLES_PER_FRAME;
+    if frames == 0 {
+        return Err(format!(
+            "line is {:.3} s long, shorter than one face frame",
+            line.duration()
+        ));
+    }
+    Ok(PreparedLine {
+        samples: line.samples.clone(),
+        sample_rate: line.sample_rate,
+        source: line.source.clone(),
+        motion: vec![MotionFrame::default(); frames],
+        own_pose: false,
+    })
+}
+
 /// `frames` motion frames with the mouth from a baked track (sampled at 25 fps whatever
 /// its rate; past its end the mouth is at rest) and the head from `pose`.
 fn from_track(

@@ -98,6 +98,7 @@ pub(crate) fn handle_speak_stream(
             starved: Some((now, key)),
             follows: None,
             waiting: None,
+            clip: None,
         });
     }
 }

@@ -42,3 +42,37 @@ impl AssetLoader for MotionTrackLoader {
         &["track.ron"]
     }
 }
+
+/// A baked face clip (`*.faceclip`, written by `edtalk bake-clip`), for
+/// [`super::Speak::with_clip`]: the line's faces are played from it, with no inference.
+#[derive(Asset, TypePath, Clone, Debug)]
+pub struct FaceClipAsset(pub crate::clip::FaceClip);
+
+/// Loads `.faceclip` files, checked whole at load (no pixels decoded until played).
+#[derive(Default, TypePath)]
+pub struct FaceClipLoader;
+
+impl AssetLoader for FaceClipLoader {
+    type Asset = FaceClipAsset;
+    type Settings = ();
+    type Error = AssetFileError;
+
+    async fn load(
+        &self,
+        reader: &mut dyn Reader,
+        _settings: &(),
+        ctx: &mut LoadContext<'_>,
+    ) -> Result<FaceClipAsset, AssetFileError> {
+        let bytes = super::assets::read_all(reader, ctx).await?;
+        crate::clip::FaceClip::decode(&bytes)
+            .map(FaceClipAsset)
+            .map_err(|e| AssetFileError::Invalid {
+                path: ctx.path().to_string(),
+                message: e.to_string(),
+            })
+    }
+
+    fn extensions(&self) -> &[&str] {
+        &["faceclip"]
+    }
+}
