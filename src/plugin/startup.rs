@@ -134,6 +134,10 @@ pub(crate) fn adopt_neural_renderer(
     worker.worker = Some(neural);
     worker.audio2lip = Some(audio2lip);
     worker.faces.clear();
+    // The new worker counts from zero, and its speed is its own.
+    worker.frame_secs = 0.0;
+    worker.frame_secs_seen = 0;
+    worker.fps_window.1 = 0;
     for (entity, mut rt) in &mut faces {
         let key = rt.key;
         rt.invalidate(key);
