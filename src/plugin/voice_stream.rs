@@ -702,6 +702,39 @@ mod tests {
     }
 
     #[test]
+    fn with_audio2lip_the_stream_gives_mouth_coefficients() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/edtalk/audio2lip_weights.safetensors"
+        );
+        let tensors =
+            crate::model::checkpoint::load_state_dict(std::path::Path::new(path), None).unwrap();
+        let model = Audio2Lip::from_tensors(tensors, &candle_core::Device::Cpu).unwrap();
+        let stream = VoiceStream::new();
+        let (_player, line) = open(&stream, Some(Arc::new(model)), 1.0, 0.0).unwrap();
+        // 1 s at 22.05 kHz in 100 ms chunks, then the end: 25 frames, each with the 20
+        // Audio2Lip coefficients.
+        for k in 0..10 {
+            let chunk: Vec<f32> = (0..2205)
+                .map(|i| 0.3 * ((k * 2205 + i) as f32 * 0.07).sin())
+                .collect();
+            stream.push(&chunk, 22_050, 1).unwrap();
+        }
+        stream.finish();
+        let mut frames = Vec::new();
+        wait_for(|| {
+            while let Ok(e) = line.events.try_recv() {
+                if let StreamEvent::Motion(f) = e {
+                    frames.extend(f);
+                }
+            }
+            frames.len() >= 25
+        });
+        assert_eq!(frames.len(), 25);
+        assert!(frames.iter().all(|f| f.lip_coeffs.is_some()));
+    }
+
+    #[test]
     fn linear_resampling_keeps_duration_and_level() {
         let frames = vec![Frame::from_mono(0.25); 2205];
         let out = resample_linear(&frames, 22_050, 48_000);
