@@ -209,9 +209,40 @@ impl EdTalkAudio {
         self.tracks.get_mut(name)
     }
 
-    /// Whether a track is registered under `name`.
-    pub(crate) fn has_track(&self, name: &str) -> bool {
-        self.tracks.contains_key(name)
+    /// A request's volume, panning and mixer track, checked: (gain in dB, panning, track).
+    /// Values that make no sense (NaN, inf, an unregistered track) fall back to the
+    /// default with a line in `problems` naming `what` asked for them.
+    pub(crate) fn checked_mix(
+        &self,
+        what: &str,
+        volume: Volume,
+        panning: f32,
+        track: Option<&str>,
+        problems: &mut Vec<String>,
+    ) -> (f32, f32, Option<String>) {
+        let volume_db = volume.decibels().unwrap_or_else(|| {
+            problems.push(format!(
+                "{what} volume {volume:?} is not a usable gain; playing at 0 dB"
+            ));
+            0.0
+        });
+        let panning = if panning.is_finite() {
+            panning.clamp(-1.0, 1.0)
+        } else {
+            problems.push(format!("{what} panning {panning} is not a number; centred"));
+            0.0
+        };
+        let track = match track {
+            Some(name) if !self.tracks.contains_key(name) => {
+                problems.push(format!(
+                    "{what} mixer track `{name}` is not registered (EdTalkAudio::add_track); \
+                     playing on the main track"
+                ));
+                None
+            }
+            t => t.map(str::to_string),
+        };
+        (volume_db, panning, track)
     }
 
     /// Whether sound actually reaches a device.

@@ -516,22 +516,6 @@ fn play_options(
     audio: &EdTalkAudio,
 ) -> Result<(PlayOptions, Vec<String>), String> {
     let mut problems = Vec::new();
-    let volume_db = speak.volume.decibels().unwrap_or_else(|| {
-        problems.push(format!(
-            "Speak volume {:?} is not a usable gain; playing at 0 dB",
-            speak.volume
-        ));
-        0.0
-    });
-    let panning = if speak.panning.is_finite() {
-        speak.panning.clamp(-1.0, 1.0)
-    } else {
-        problems.push(format!(
-            "Speak panning {} is not a number; centred",
-            speak.panning
-        ));
-        0.0
-    };
     let start = match speak.start_at {
         s if !s.is_finite() || s < 0.0 => {
             return Err(format!("Speak start_at {s} s is not a time in the line"));
@@ -543,16 +527,13 @@ fn play_options(
         }
         s => s as f64,
     };
-    let track = match &speak.mixer_track {
-        Some(name) if !audio.has_track(name) => {
-            problems.push(format!(
-                "Speak mixer track `{name}` is not registered (EdTalkAudio::add_track); \
-                 playing on the main track"
-            ));
-            None
-        }
-        t => t.clone(),
-    };
+    let (volume_db, panning, track) = audio.checked_mix(
+        "Speak",
+        speak.volume,
+        speak.panning,
+        speak.mixer_track.as_deref(),
+        &mut problems,
+    );
     Ok((
         PlayOptions {
             volume_db,

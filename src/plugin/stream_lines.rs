@@ -31,44 +31,31 @@ pub(crate) fn handle_speak_stream(
             );
             continue;
         };
-        let mut problem = |m: String| out.report(speak.entity, EdTalkErrorKind::Request, m);
-        let gain = match speak.volume.decibels() {
-            Some(db) => kira::Decibels(db).as_amplitude(),
-            None => {
-                problem(format!(
-                    "SpeakStream volume {:?} is not a usable gain; 0 dB",
-                    speak.volume
-                ));
-                1.0
-            }
-        };
-        let panning = if speak.panning.is_finite() {
-            speak.panning.clamp(-1.0, 1.0)
-        } else {
-            problem(format!(
-                "SpeakStream panning {} is not a number; centred",
-                speak.panning
-            ));
-            0.0
-        };
-        let track = match &speak.mixer_track {
-            Some(name) if !audio.has_track(name) => {
-                problem(format!(
-                    "SpeakStream mixer track `{name}` is not registered; playing on the main track"
-                ));
-                None
-            }
-            t => t.as_deref(),
-        };
+        let mut problems = Vec::new();
+        let (volume_db, panning, track) = audio.checked_mix(
+            "SpeakStream",
+            speak.volume,
+            speak.panning,
+            speak.mixer_track.as_deref(),
+            &mut problems,
+        );
+        for p in problems {
+            out.report(speak.entity, EdTalkErrorKind::Request, p);
+        }
+        let gain = kira::Decibels(volume_db).as_amplitude();
         let (player, mut line) =
             match voice_stream::open(&speak.stream, worker.audio2lip.clone(), gain, panning) {
                 Ok(opened) => opened,
                 Err(e) => {
-                    problem(format!("SpeakStream: {e}"));
+                    out.report(
+                        speak.entity,
+                        EdTalkErrorKind::Request,
+                        format!("SpeakStream: {e}"),
+                    );
                     continue;
                 }
             };
-        match audio.play_stream(player, track) {
+        match audio.play_stream(player, track.as_deref()) {
             StreamOutput::Kira => {}
             StreamOutput::Clock(player) => line.clock = Some(player),
             StreamOutput::Failed(e) => {
