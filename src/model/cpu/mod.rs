@@ -24,6 +24,7 @@
 //! Both paths compute the same values in the same order where the parity tests need it
 //! (see each kernel).
 
+mod batched_conv;
 mod data;
 mod direct_conv;
 mod epilogue;
@@ -38,6 +39,7 @@ mod winograd;
 
 use candle_core::{DType, Tensor};
 
+pub(crate) use batched_conv::{Frame, RowConv, RowEpilogue};
 pub use direct_conv::{TapWeight, WINOGRAD_MIN_CHANNELS, conv_transpose3x3_s2, conv2d};
 pub use epilogue::{Act, Epilogue, bias_act};
 pub(crate) use fir::fir;
