@@ -1,35 +1,68 @@
 //! Audio2Lip in f32 on the CPU: the thirteen blocks and the mapping as batched
-//! convolutions ([`RowConv`]) in the channels-last layout where the batch is folded into
-//! the GEMM rows and strided convolutions are computed at their stride.
+//! convolutions in the channels-last layout where the batch is folded into the GEMM rows
+//! ([`RowConv`]: strided convolutions computed at their stride; [`RowWinograd`]: the
+//! stride-1 3x3 blocks on images of at least 4x4 pixels).
 //!
-//! A batch is cut into chunks that run on rayon, each through the whole network on one
-//! thread, in that thread's two reused activation buffers (ping-pong). A chunk's
-//! activations stay in that thread's caches from one layer to the next, no layer
-//! synchronises the threads, and a reused buffer costs no page faults; only its pads are
-//! cleared ([`Frame::clear_pads`]).
+//! # Schedule
+//!
+//! A batch is cut into chunks, one or more per thread, that run on rayon, each through the
+//! whole network on one thread in that thread's reused buffers: no layer synchronises the
+//! threads, and a reused buffer costs no page faults (only its pads are cleared). Inside a
+//! chunk the network runs in two stages:
+//!
+//! * the early layers, whose activations are large (80x16 and 27x16 pixels, 32 and 64
+//!   channels: up to 190 KB a window), run on sub-chunks of [`EARLY_CHUNK`] windows, so
+//!   that their buffers stay a few MiB, and the last of them writes its sub-chunk's rows
+//!   into the chunk's buffer for the next stage;
+//! * the late layers, whose activations are small (9x6 pixels and less, at most 45 KB a
+//!   window), run on the whole chunk at once: their GEMMs get rows enough (a 1x1 image is
+//!   one row a window) to amortise the weights, which are the largest there (4.7 MB for
+//!   block 11).
 
 use std::cell::RefCell;
 use std::time::Instant;
 
 use rayon::prelude::*;
 
-use crate::model::cpu::{Act, Frame, RowConv, RowEpilogue};
+use crate::model::cpu::{Act, Frame, Out, RowConv, RowEpilogue, RowWinograd};
 use crate::model::error::{ModelError, ModelResult};
 
-/// Samples per chunk at most: large enough that the small late layers (3x3 and 1x1
-/// images) still make GEMMs of a few hundred rows and amortise their weights, small
-/// enough that the two activation buffers of a chunk stay a few MiB.
-const MAX_CHUNK: usize = 32;
+/// Windows per chunk at most (the late stage's batch): with 2 threads, a batch of 100
+/// is two chunks of 50.
+const MAX_CHUNK: usize = 128;
+/// Windows per sub-chunk of the early stage.
+const EARLY_CHUNK: usize = 16;
+/// Floats per window from which an activation counts as large (64 KiB): the layers from
+/// the first one whose input and every later activation are smaller run as the late stage.
+const LARGE_FLOATS: usize = 16 * 1024;
 
 thread_local! {
-    /// Each thread's two activation buffers, kept between calls.
-    static BUFFERS: RefCell<[Vec<f32>; 2]> = const { RefCell::new([Vec::new(), Vec::new()]) };
+    /// Each thread's activation buffers, kept between calls: two for the ping-pong, one
+    /// for the input of the late stage.
+    static BUFFERS: RefCell<[Vec<f32>; 3]> =
+        const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
 }
 
-/// One layer: the convolution and what its write-out adds.
+/// A layer's kernel.
+enum Kernel {
+    Direct(RowConv),
+    Winograd(RowWinograd),
+}
+
+/// One layer: its kernel and what its write-out adds.
 struct Layer {
-    conv: RowConv,
+    kernel: Kernel,
     epi: RowEpilogue,
+}
+
+impl Layer {
+    /// Runs the layer on `n` samples of `input` (in `fin`'s layout) into `out`.
+    fn run(&self, input: &[f32], fin: &Frame, n: usize, out: Out) -> ModelResult<()> {
+        match &self.kernel {
+            Kernel::Direct(k) => k.run(input, fin, n, out, self.epi),
+            Kernel::Winograd(k) => k.run(input, fin, n, out, self.epi),
+        }
+    }
 }
 
 /// The network, ready to run on batches of `(n, 1, h, w)` windows.
@@ -37,6 +70,8 @@ pub(super) struct CpuNet {
     layers: Vec<Layer>,
     /// The input frame of each layer, then the output's (`1 x 1 x outputs`).
     frames: Vec<Frame>,
+    /// The first layer of the late stage (`layers.len()` when there is none).
+    split: usize,
 }
 
 /// One layer as loaded: weight `(o, c, k, k)` and bias as floats, shape, stride, padding,
@@ -52,40 +87,41 @@ pub(super) struct LayerSpec {
     pub act: Act,
 }
 
+/// Whether a layer runs as Winograd F(2x2, 3x3): a stride-1, padding-1 3x3 conv of at
+/// least 16 channels on an image of at least 4x4 pixels. Measured at Audio2Lip's shapes
+/// (one thread, `edtalk bench --only audio2lip`, ms per 100 windows, direct / Winograd):
+/// 32 channels at 80x16 19.9 / 17.5, 64 at 27x16 21.2 / 14.5, 128 at 9x6 10.9 / 7.2, but
+/// 256 at 3x3 8.0 / 9.5 (a 3x3 image is 2x2 tiles, 16 points for 9 pixels).
+fn winograd_pays(
+    (_, c, k): (usize, usize, usize),
+    stride: (usize, usize),
+    pad: usize,
+    (h, w): (usize, usize),
+) -> bool {
+    k == 3 && stride == (1, 1) && pad == 1 && c >= 16 && h >= 4 && w >= 4
+}
+
 impl CpuNet {
     /// Plans the layers for inputs of `h x w` pixels of one channel; the last layer must
     /// leave a 1x1 image.
     pub fn new(specs: Vec<LayerSpec>, (h, w): (usize, usize)) -> ModelResult<Self> {
-        let layers = specs
-            .into_iter()
-            .map(|s| {
-                Ok(Layer {
-                    conv: RowConv::new(&s.weight, &s.bias, s.shape, s.stride, s.pad)?,
-                    epi: RowEpilogue {
-                        residual: s.residual,
-                        act: s.act,
-                    },
-                })
-            })
+        let convs = specs
+            .iter()
+            .map(|s| RowConv::new(&s.weight, &s.bias, s.shape, s.stride, s.pad))
             .collect::<ModelResult<Vec<_>>>()?;
-        let Some(first) = layers.first() else {
+        let Some(first) = convs.first() else {
             return Err(ModelError::Layout("Audio2Lip: no layers".into()));
         };
-        let mut frames = vec![Frame::new(
-            h,
-            w,
-            1,
-            first.conv.pad(),
-            first.conv.input_step(h, w),
-        )];
-        for (i, layer) in layers.iter().enumerate() {
+        // Each layer's input frame: its size, and the padding and row step of the layer
+        // that reads it.
+        let mut frames = vec![Frame::new(h, w, 1, first.pad(), first.input_step(h, w))];
+        for (i, conv) in convs.iter().enumerate() {
             let f = frames[i];
-            let (ho, wo) = layer.conv.out_size(f.h, f.w);
-            // The next layer's padding and row step, or none after the last.
-            let (pad, step) = layers.get(i + 1).map_or((0, 1), |next| {
-                (next.conv.pad(), next.conv.input_step(ho, wo))
-            });
-            frames.push(Frame::new(ho, wo, layer.conv.out_channels(), pad, step));
+            let (ho, wo) = conv.out_size(f.h, f.w);
+            let (pad, step) = convs
+                .get(i + 1)
+                .map_or((0, 1), |next| (next.pad(), next.input_step(ho, wo)));
+            frames.push(Frame::new(ho, wo, conv.out_channels(), pad, step));
         }
         let out = frames[frames.len() - 1];
         if (out.h, out.w) != (1, 1) {
@@ -94,7 +130,38 @@ impl CpuNet {
                 out.h, out.w
             )));
         }
-        Ok(Self { layers, frames })
+        let layers = specs
+            .into_iter()
+            .zip(convs)
+            .zip(&frames)
+            .map(|((s, conv), f)| {
+                let kernel = if winograd_pays(s.shape, s.stride, s.pad, (f.h, f.w)) {
+                    let (o, c, _) = s.shape;
+                    Kernel::Winograd(RowWinograd::new(&s.weight, &s.bias, (o, c))?)
+                } else {
+                    Kernel::Direct(conv)
+                };
+                Ok(Layer {
+                    kernel,
+                    epi: RowEpilogue {
+                        residual: s.residual,
+                        act: s.act,
+                    },
+                })
+            })
+            .collect::<ModelResult<Vec<_>>>()?;
+        // The late stage: from the first layer whose input and every later frame are small.
+        let split = (0..layers.len())
+            .rev()
+            .take_while(|&l| frames[l..].iter().all(|f| f.len(1) < LARGE_FLOATS))
+            .last()
+            .unwrap_or(layers.len())
+            .max(1);
+        Ok(Self {
+            layers,
+            frames,
+            split,
+        })
     }
 
     /// Values per input window.
@@ -108,15 +175,11 @@ impl CpuNet {
         self.frames[self.frames.len() - 1].c
     }
 
-    /// Samples per chunk for `n` windows: an equal share per thread, at most
+    /// Windows per chunk for `n` windows: an equal share per thread, at most
     /// [`MAX_CHUNK`].
     fn chunk(n: usize) -> usize {
-        let max = std::env::var("EDTALK_A2L_CHUNK")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(MAX_CHUNK);
         n.div_ceil(rayon::current_num_threads().max(1))
-            .clamp(1, max)
+            .clamp(1, MAX_CHUNK)
     }
 
     /// Runs `n` windows (`n x h x w` floats) to `n x outputs` floats, chunks in parallel.
@@ -166,8 +229,8 @@ impl CpuNet {
         Ok(())
     }
 
-    /// One chunk of `n` windows through every layer on this thread; `timed(layer,
-    /// seconds)` hears how long each layer took.
+    /// One chunk of `n` windows through every layer on this thread (see the module docs);
+    /// `timed(layer, seconds)` hears how long each layer took.
     fn run_chunk(
         &self,
         windows: &[f32],
@@ -175,34 +238,84 @@ impl CpuNet {
         out: &mut [f32],
         timed: &mut dyn FnMut(usize, f64),
     ) -> ModelResult<()> {
+        let (frames, split) = (&self.frames, self.split);
+        let sub = EARLY_CHUNK.min(n);
         BUFFERS.with(|cell| {
             let mut bufs = cell.borrow_mut();
-            let need = self.frames.iter().map(|f| f.len(n)).max().unwrap_or(0);
-            for b in bufs.iter_mut() {
-                if b.len() < need {
-                    b.resize(need, 0.0);
+            let (pair, rest) = bufs.split_at_mut(2);
+            // The ping-pong pair holds any early frame of a sub-chunk and any late one of
+            // the chunk; the third buffer the late stage's input for the chunk.
+            let early = frames[..split].iter().map(|f| f.len(sub));
+            let need = early
+                .chain(frames[split + 1..].iter().map(|f| f.len(n)))
+                .max()
+                .unwrap_or(0);
+            for buf in pair.iter_mut() {
+                if buf.len() < need {
+                    buf.resize(need, 0.0);
                 }
             }
-            let [a, b] = &mut *bufs;
-            let (mut src, mut dst) = (a, b);
-            self.frames[0].pack_nchw(windows, n, &mut src[..self.frames[0].len(n)]);
-            for (l, layer) in self.layers.iter().enumerate() {
-                let (fin, fout) = (&self.frames[l], &self.frames[l + 1]);
-                let start = Instant::now();
-                layer.conv.run(
-                    &src[..fin.len(n)],
-                    fin,
-                    n,
-                    &mut dst[..fout.len(n)],
-                    fout,
-                    layer.epi,
-                )?;
-                timed(l, start.elapsed().as_secs_f64());
-                std::mem::swap(&mut src, &mut dst);
+            let fl = &frames[split];
+            if rest[0].len() < fl.len(n) {
+                rest[0].resize(fl.len(n), 0.0);
             }
+            let late = &mut rest[0][..fl.len(n)];
+            let per_in = self.input_len();
+            for (k, part) in windows.chunks(sub * per_in).enumerate() {
+                let m = part.len() / per_in;
+                frames[0].pack_nchw(part, m, &mut pair[0][..frames[0].len(m)]);
+                for l in 0..split {
+                    let (fin, fout) = (&frames[l], &frames[l + 1]);
+                    // Layer l reads pair[l % 2] and writes the other one, or for the last
+                    // early layer rows k * sub.. of the late stage's input.
+                    let (src, dst) = read_write(pair, l % 2);
+                    let out = if l + 1 == split {
+                        Out {
+                            data: &mut *late,
+                            frame: fl,
+                            samples: n,
+                            first: k * sub,
+                        }
+                    } else {
+                        Out::all(&mut dst[..fout.len(m)], fout, m)
+                    };
+                    let start = Instant::now();
+                    self.layers[l].run(&src[..fin.len(m)], fin, m, out)?;
+                    timed(l, start.elapsed().as_secs_f64());
+                }
+            }
+            // The late stage on the whole chunk: layer split reads `late` and writes
+            // pair[0], then each layer reads what the one before wrote.
+            for l in split..self.layers.len() {
+                let (fin, fout) = (&frames[l], &frames[l + 1]);
+                let (src, dst) = if l == split {
+                    (&*late, &mut pair[0][..])
+                } else {
+                    read_write(pair, (l - split + 1) % 2)
+                };
+                let start = Instant::now();
+                let dst = &mut dst[..fout.len(n)];
+                self.layers[l].run(&src[..fin.len(n)], fin, n, Out::all(dst, fout, n))?;
+                timed(l, start.elapsed().as_secs_f64());
+            }
+            let last = if split == self.layers.len() {
+                &*late
+            } else {
+                &pair[(self.layers.len() - split + 1) % 2][..]
+            };
             // The last frame is 1x1 without padding: `n` rows of `outputs` values.
-            out.copy_from_slice(&src[..out.len()]);
+            out.copy_from_slice(&last[..out.len()]);
             Ok(())
         })
+    }
+}
+
+/// `(pair[r], pair[1 - r])`: the buffer a layer reads and the one it writes.
+fn read_write(pair: &mut [Vec<f32>], r: usize) -> (&[f32], &mut [f32]) {
+    let (x, y) = pair.split_at_mut(1);
+    if r == 0 {
+        (&x[0], &mut y[0])
+    } else {
+        (&y[0], &mut x[0])
     }
 }

@@ -125,6 +125,40 @@ pub(crate) struct RowEpilogue {
     pub act: Act,
 }
 
+/// Where a kernel writes its `n` samples: into `data`, in `frame`'s layout for `samples`
+/// samples, as samples `first..first + n` (a chunk of a larger batch, or all of it).
+pub(crate) struct Out<'a> {
+    /// The output buffer, `frame.len(samples)` floats.
+    pub data: &'a mut [f32],
+    /// Its layout.
+    pub frame: &'a Frame,
+    /// Samples the buffer holds.
+    pub samples: usize,
+    /// The first sample this call writes.
+    pub first: usize,
+}
+
+impl<'a> Out<'a> {
+    /// The whole of `data`, `n` samples in `frame`'s layout.
+    pub fn all(data: &'a mut [f32], frame: &'a Frame, n: usize) -> Self {
+        Self {
+            data,
+            frame,
+            samples: n,
+            first: 0,
+        }
+    }
+
+    /// Whether `n` samples of `(h, w, c)` from `first` on fit, with a consistent buffer.
+    pub(super) fn fits(&self, (h, w, c): (usize, usize, usize), n: usize) -> bool {
+        let f = self.frame;
+        (f.h, f.w, f.c) == (h, w, c)
+            && f.wp >= f.w + 2 * f.pad
+            && self.data.len() == f.len(self.samples)
+            && self.first + n <= self.samples
+    }
+}
+
 /// A convolution `(o, c, k, k)` with a bias, in the batched layout's weight order.
 #[derive(Clone, Debug)]
 pub(crate) struct RowConv {
@@ -223,31 +257,28 @@ impl RowConv {
         }
     }
 
-    /// Runs the conv on `n` samples of `input` (in `fin`'s layout) into `out` (in `fout`'s
-    /// layout, which must have this conv's output size and channels; its pads are zeroed
-    /// here), with the epilogue.
+    /// Runs the conv on `n` samples of `input` (in `fin`'s layout) into `out` (whose frame
+    /// must have this conv's output size and channels; its pads are zeroed here), with the
+    /// epilogue.
     pub fn run(
         &self,
         input: &[f32],
         fin: &Frame,
         n: usize,
-        out: &mut [f32],
-        fout: &Frame,
+        out: Out,
         epi: RowEpilogue,
     ) -> ModelResult<()> {
-        self.run_as(input, fin, n, out, fout, epi, None)
+        self.run_as(input, fin, n, out, epi, None)
     }
 
     /// [`RowConv::run`], gathering the rows or not as `gather` says (`None`: as suits the
     /// shape).
-    #[allow(clippy::too_many_arguments)]
     fn run_as(
         &self,
         input: &[f32],
         fin: &Frame,
         n: usize,
-        out: &mut [f32],
-        fout: &Frame,
+        out: Out,
         epi: RowEpilogue,
         gather: Option<bool>,
     ) -> ModelResult<()> {
@@ -258,27 +289,39 @@ impl RowConv {
             && fin.wp >= fin.w + 2 * fin.pad
             && fin.wp % step == 0
             && input.len() == fin.len(n)
-            && (fout.h, fout.w, fout.c) == (ho, wo, self.o)
-            && fout.wp >= fout.w + 2 * fout.pad
-            && out.len() == fout.len(n)
+            && out.fits((ho, wo, self.o), n)
             && ho > 0
             && (!epi.residual
                 || (self.stride == (1, 1) && self.c == self.o && (fin.h, fin.w) == (ho, wo)));
         if !shape_ok {
             return Err(ModelError::Layout(format!(
                 "batched conv ({}, {}, {k}, {k}) stride {:?} pad {}: input {fin:?}, output \
-                 {fout:?}, {n} samples, {} / {} floats, residual {}",
+                 {:?}, {n} samples into {} from {}, {} / {} floats, residual {}",
                 self.o,
                 self.c,
                 self.stride,
                 self.pad,
+                out.frame,
+                out.samples,
+                out.first,
                 input.len(),
-                out.len(),
+                out.data.len(),
                 epi.residual,
                 k = self.k,
             )));
         }
-        fout.clear_pads(out, n);
+        let Out {
+            data: out,
+            frame: fout,
+            samples,
+            first,
+        } = out;
+        fout.clear_pads(out, samples);
+        let place = Place {
+            frame: fout,
+            samples,
+            first,
+        };
         if n == 0 {
             return Ok(());
         }
@@ -288,7 +331,7 @@ impl RowConv {
             conv: self,
             input,
             fin,
-            fout,
+            place,
             n,
             g,
             ho,
@@ -340,12 +383,29 @@ impl RowConv {
     }
 }
 
+/// An [`Out`] without its buffer (which the tiles take as `&mut`).
+#[derive(Clone, Copy)]
+pub(super) struct Place<'a> {
+    pub frame: &'a Frame,
+    pub samples: usize,
+    pub first: usize,
+}
+
+impl Place<'_> {
+    /// Offset of pixel `(i, j)` of the call's sample `b`.
+    #[inline(always)]
+    pub fn pixel(&self, i: usize, b: usize, j: usize) -> usize {
+        let f = self.frame;
+        f.at(self.samples, i + f.pad, self.first + b, j + f.pad)
+    }
+}
+
 /// One call's operands and geometry, shared by its tiles.
 struct Ctx<'a> {
     conv: &'a RowConv,
     input: &'a [f32],
     fin: &'a Frame,
-    fout: &'a Frame,
+    place: Place<'a>,
     n: usize,
     /// GEMM rows per sample in one image row (strided rows).
     g: usize,
@@ -480,12 +540,12 @@ impl Ctx<'_> {
     #[inline(always)]
     fn write_out(&self, mut pos: Pos, g: usize, acc: &[f32], out: &mut [f32]) {
         let (n, o) = (self.n, self.conv.o);
-        let (fin, fout) = (self.fin, self.fout);
+        let fin = self.fin;
         let bias = &self.conv.bias;
         for a in acc.chunks_exact(o) {
             if pos.j < self.wo {
                 debug_assert!(pos.i < self.ho);
-                let d = fout.at(n, pos.i + fout.pad, pos.b, pos.j + fout.pad);
+                let d = self.place.pixel(pos.i, pos.b, pos.j);
                 let dst = &mut out[d..d + o];
                 if self.epi.residual {
                     let r = fin.at(n, pos.i + fin.pad, pos.b, pos.j + fin.pad);
@@ -617,33 +677,48 @@ mod tests {
             fin.pack_nchw(&x, n, &mut xin);
             let (ho, wo) = conv.out_size(h, w);
             let fout = Frame::new(ho, wo, o, opad, 1);
-            // Stale values everywhere: the conv must write every pixel and zero every pad.
-            let mut y = vec![f32::NAN; fout.len(n)];
+            let (want, wh, ww) = naive(&x, (n, c, h, w), &wt, &bias, (o, k), stride, pad, residual);
+            assert_eq!((wh, ww), (ho, wo), "{case:?}");
             let epi = RowEpilogue {
                 residual,
                 act: Act::Relu,
             };
-            conv.run(&xin, &fin, n, &mut y, &fout, epi).unwrap();
-            assert!(
-                y.iter().all(|v| v.is_finite()),
-                "{case:?}: unwritten values"
-            );
-            let (want, wh, ww) = naive(&x, (n, c, h, w), &wt, &bias, (o, k), stride, pad, residual);
-            assert_eq!((wh, ww), (ho, wo), "{case:?}");
-            let got = unpack(&y, &fout, n);
-            let d = got
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
-            assert!(d < 1e-4, "{case:?}: max diff {d}");
-            // The pads are zero.
-            let pixels: f32 = got.iter().map(|v| v.abs()).sum();
-            let all: f32 = y.iter().map(|v| v.abs()).sum();
-            assert!(
-                (pixels - all).abs() <= 1e-3 * all.max(1.0),
-                "{case:?}: pads not zero"
-            );
+            // Each case both ways (strided rows read in place, and gathered rows), and also
+            // written as samples 1.. of a buffer of n + 2 samples.
+            for (gather, first) in [(None, 0), (Some(false), 0), (Some(true), 0), (None, 1)] {
+                let samples = if first == 0 { n } else { n + 2 };
+                // Stale values everywhere: the conv must write every pixel and zero every
+                // pad.
+                let mut y = vec![f32::NAN; fout.len(samples)];
+                let out = Out {
+                    data: &mut y,
+                    frame: &fout,
+                    samples,
+                    first,
+                };
+                conv.run_as(&xin, &fin, n, out, epi, gather).unwrap();
+                let got = unpack(&y, &fout, samples);
+                let got = &got[first * o * ho * wo..(first + n) * o * ho * wo];
+                let d = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(d < 1e-4, "{case:?} {gather:?} {first}: max diff {d}");
+                if first == 0 {
+                    // Every value written, and the pads zero.
+                    assert!(
+                        y.iter().all(|v| v.is_finite()),
+                        "{case:?} {gather:?}: unwritten"
+                    );
+                    let pixels: f32 = got.iter().map(|v| v.abs()).sum();
+                    let all: f32 = y.iter().map(|v| v.abs()).sum();
+                    assert!(
+                        (pixels - all).abs() <= 1e-3 * all.max(1.0),
+                        "{case:?} {gather:?}: pads not zero"
+                    );
+                }
+            }
         }
     }
 
@@ -656,25 +731,46 @@ mod tests {
         let fout = Frame::new(ho, wo, 4, 0, 1);
         let mut y = vec![0f32; fout.len(2)];
         assert!(
-            conv.run(&x, &fin, 2, &mut y, &fout, RowEpilogue::default())
-                .is_ok()
+            conv.run(
+                &x,
+                &fin,
+                2,
+                Out::all(&mut y, &fout, 2),
+                RowEpilogue::default()
+            )
+            .is_ok()
         );
         // A row that is not a multiple of the column stride.
         let odd = Frame { wp: 9, ..fin };
         let x9 = vec![0f32; odd.len(2)];
         assert!(
-            conv.run(&x9, &odd, 2, &mut y, &fout, RowEpilogue::default())
-                .is_err()
+            conv.run(
+                &x9,
+                &odd,
+                2,
+                Out::all(&mut y, &fout, 2),
+                RowEpilogue::default()
+            )
+            .is_err()
         );
         // A residual on a strided conv, and a wrong sample count.
         let res = RowEpilogue {
             residual: true,
             act: Act::Relu,
         };
-        assert!(conv.run(&x, &fin, 2, &mut y, &fout, res).is_err());
         assert!(
-            conv.run(&x, &fin, 3, &mut y, &fout, RowEpilogue::default())
+            conv.run(&x, &fin, 2, Out::all(&mut y, &fout, 2), res)
                 .is_err()
+        );
+        assert!(
+            conv.run(
+                &x,
+                &fin,
+                3,
+                Out::all(&mut y, &fout, 2),
+                RowEpilogue::default()
+            )
+            .is_err()
         );
         assert!(RowConv::new(&[0.0; 5], &[0.0; 4], (4, 3, 3), (1, 1), 1).is_err());
     }

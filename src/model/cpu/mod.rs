@@ -25,6 +25,7 @@
 //! (see each kernel).
 
 mod batched_conv;
+mod batched_winograd;
 mod data;
 mod direct_conv;
 mod epilogue;
@@ -39,7 +40,8 @@ mod winograd;
 
 use candle_core::{DType, Tensor};
 
-pub(crate) use batched_conv::{Frame, RowConv, RowEpilogue};
+pub(crate) use batched_conv::{Frame, Out, RowConv, RowEpilogue};
+pub(crate) use batched_winograd::RowWinograd;
 pub use direct_conv::{TapWeight, WINOGRAD_MIN_CHANNELS, conv_transpose3x3_s2, conv2d};
 pub use epilogue::{Act, Epilogue, bias_act};
 pub(crate) use fir::fir;
