@@ -112,16 +112,19 @@ impl CpuNet {
         let Some(first) = convs.first() else {
             return Err(ModelError::Layout("Audio2Lip: no layers".into()));
         };
-        // Each layer's input frame: its size, and the padding and row step of the layer
-        // that reads it.
-        let mut frames = vec![Frame::new(h, w, 1, first.pad(), first.input_step(h, w))];
+        // Each layer's input frame: its size, and the padding, row step and row phases of
+        // the layer that reads it.
+        let f0 = Frame::new(h, w, 1, first.pad(), first.input_step(h, w));
+        let mut frames = vec![f0.with_phases(first.input_phases(&f0))];
         for (i, conv) in convs.iter().enumerate() {
             let f = frames[i];
             let (ho, wo) = conv.out_size(f.h, f.w);
             let (pad, step) = convs
                 .get(i + 1)
                 .map_or((0, 1), |next| (next.pad(), next.input_step(ho, wo)));
-            frames.push(Frame::new(ho, wo, conv.out_channels(), pad, step));
+            let next = Frame::new(ho, wo, conv.out_channels(), pad, step);
+            let phases = convs.get(i + 1).map_or(1, |c| c.input_phases(&next));
+            frames.push(next.with_phases(phases));
         }
         let out = frames[frames.len() - 1];
         if (out.h, out.w) != (1, 1) {

@@ -48,6 +48,11 @@ pub(crate) struct Frame {
     /// Columns per padded row: at least `w + 2 pad`, rounded up to a multiple of the
     /// column stride of the convolution that reads it.
     pub wp: usize,
+    /// The padded rows are stored phase by phase: row `r` in slot `(r % phases) *
+    /// ceil(hp / phases) + r / phases`. With `phases` the row stride of the convolution
+    /// that reads the frame, the rows it reads for one kernel row are consecutive slots,
+    /// so that every output row folds into one GEMM as at stride 1. 1: plain order.
+    pub phases: usize,
 }
 
 impl Frame {
@@ -60,7 +65,27 @@ impl Frame {
             c,
             pad,
             wp: (w + 2 * pad).div_ceil(step) * step,
+            phases: 1,
         }
+    }
+
+    /// The same frame with its rows stored in `phases` phases.
+    pub fn with_phases(self, phases: usize) -> Self {
+        Self {
+            phases: phases.max(1),
+            ..self
+        }
+    }
+
+    /// Row slots per phase.
+    fn per_phase(&self) -> usize {
+        self.hp().div_ceil(self.phases)
+    }
+
+    /// The slot of padded row `r`.
+    #[inline(always)]
+    pub fn slot(&self, r: usize) -> usize {
+        (r % self.phases) * self.per_phase() + r / self.phases
     }
 
     /// Padded rows.
@@ -70,13 +95,13 @@ impl Frame {
 
     /// Floats for `n` samples.
     pub fn len(&self, n: usize) -> usize {
-        self.hp() * n * self.wp * self.c
+        self.phases * self.per_phase() * n * self.wp * self.c
     }
 
     /// Offset of padded pixel `(r, q)` of sample `b` among `n`.
     #[inline(always)]
     pub fn at(&self, n: usize, r: usize, b: usize, q: usize) -> usize {
-        ((r * n + b) * self.wp + q) * self.c
+        ((self.slot(r) * n + b) * self.wp + q) * self.c
     }
 
     /// Writes `n` samples of NCHW data `(n, c, h, w)` into `dst` (`len(n)` floats),
@@ -84,7 +109,7 @@ impl Frame {
     pub fn pack_nchw(&self, src: &[f32], n: usize, dst: &mut [f32]) {
         let (h, w, c) = (self.h, self.w, self.c);
         debug_assert_eq!(src.len(), n * c * h * w);
-        self.clear_pads(dst, n);
+        self.clear_pads(dst, n, 0..n);
         for b in 0..n {
             for ch in 0..c {
                 let plane = &src[(b * c + ch) * h * w..][..h * w];
@@ -98,19 +123,24 @@ impl Frame {
         }
     }
 
-    /// Zeroes everything of `dst` (`len(n)` floats) but the image pixels: the pad rows,
-    /// and in the image rows each sample's pad columns. The kernels write only the pixels,
-    /// so a reused buffer needs just this.
-    pub fn clear_pads(&self, dst: &mut [f32], n: usize) {
-        let row = n * self.wp * self.c;
-        let (top, bottom) = (self.pad * row, (self.pad + self.h) * row);
-        dst[..top].fill(0.0);
-        dst[bottom..].fill(0.0);
-        let left = self.pad * self.c;
-        let right = (self.pad + self.w) * self.c;
-        for sample in dst[top..bottom].chunks_exact_mut(self.wp * self.c) {
-            sample[..left].fill(0.0);
-            sample[right..].fill(0.0);
+    /// Zeroes everything of samples `range` of `dst` (`len(n)` floats) but their image
+    /// pixels: the pad rows (and the slots no row uses), and in the image rows the pad
+    /// columns. The kernels write only the pixels, so a reused buffer needs just this.
+    pub fn clear_pads(&self, dst: &mut [f32], n: usize, range: std::ops::Range<usize>) {
+        let per = self.per_phase();
+        let sample = self.wp * self.c;
+        let (left, right) = (self.pad * self.c, (self.pad + self.w) * self.c);
+        for (slot, row) in dst.chunks_exact_mut(n * sample).enumerate() {
+            let r = (slot % per) * self.phases + slot / per;
+            let mine = &mut row[range.start * sample..range.end * sample];
+            if r < self.pad || r >= self.pad + self.h {
+                mine.fill(0.0);
+            } else {
+                for px in mine.chunks_exact_mut(sample) {
+                    px[..left].fill(0.0);
+                    px[right..].fill(0.0);
+                }
+            }
         }
     }
 }
@@ -257,6 +287,16 @@ impl RowConv {
         }
     }
 
+    /// How many phases the rows of this conv's input (`frame`, phases aside) should be
+    /// stored in: the row stride when the conv reads strided rows in place over more than
+    /// one output row (then they fold into one GEMM per kernel row), else 1.
+    pub fn input_phases(&self, frame: &Frame) -> usize {
+        let (ho, wo) = self.out_size(frame.h, frame.w);
+        let step = if wo == 1 { frame.wp } else { self.stride.1 };
+        let rows = self.method(frame.wp / step.max(1), wo) == Method::Rows;
+        if rows && ho > 1 { self.stride.0 } else { 1 }
+    }
+
     /// Runs the conv on `n` samples of `input` (in `fin`'s layout) into `out` (whose frame
     /// must have this conv's output size and channels; its pads are zeroed here), with the
     /// epilogue.
@@ -271,8 +311,19 @@ impl RowConv {
         self.run_as(input, fin, n, out, epi, None)
     }
 
-    /// [`RowConv::run`], gathering the rows or not as `gather` says (`None`: as suits the
-    /// shape).
+    /// How a call with `g` GEMM rows per sample and image row and `wo` output columns
+    /// computes its products: gathered rows when the kernel row is too shallow for a GEMM
+    /// or a fifth or more of the strided rows would fall in the padding (3- and
+    /// 6-pixel-wide images), else strided rows read in place.
+    fn method(&self, g: usize, wo: usize) -> Method {
+        if self.k * self.c < MIN_GEMM_DEPTH || (g - wo) * 5 >= g {
+            Method::Gather
+        } else {
+            Method::Rows
+        }
+    }
+
+    /// [`RowConv::run`] by `method` (`None`: as suits the shape).
     fn run_as(
         &self,
         input: &[f32],
@@ -280,7 +331,7 @@ impl RowConv {
         n: usize,
         out: Out,
         epi: RowEpilogue,
-        gather: Option<bool>,
+        method: Option<Method>,
     ) -> ModelResult<()> {
         let (ho, wo) = self.out_size(fin.h, fin.w);
         let step = if wo == 1 { fin.wp } else { self.stride.1 };
@@ -316,7 +367,7 @@ impl RowConv {
             samples,
             first,
         } = out;
-        fout.clear_pads(out, samples);
+        fout.clear_pads(out, samples, first..first + n);
         let place = Place {
             frame: fout,
             samples,
@@ -342,7 +393,7 @@ impl RowConv {
         let kc = self.k * self.c;
         // Gather when the kernel row is too shallow for a GEMM, or when a fifth or more of
         // the strided rows would fall in the padding (3- and 6-pixel-wide images).
-        if gather.unwrap_or(kc < MIN_GEMM_DEPTH || (g - wo) * 5 >= g) {
+        if method.unwrap_or(self.method(g, wo)) == Method::Gather {
             // Gathered rows: one per output pixel, `k` runs of `k c` floats each.
             let rows = ho * n * wo;
             let tile = (TILE_FLOATS / self.o)
@@ -357,9 +408,12 @@ impl RowConv {
             }
             return Ok(());
         }
-        // With a row stride of 1 (or one output row) every output row folds into one GEMM
-        // over `ho * n * g` rows; otherwise one GEMM per output row over `n * g` rows.
-        let (groups, rows_per_group) = if self.stride.0 == 1 || ho == 1 {
+        // When the input rows that one kernel row reads for successive output rows are
+        // successive slots (a row stride of 1, or rows stored in as many phases as the
+        // stride, or one output row), every output row folds into one GEMM over `ho * n *
+        // g` rows; otherwise one GEMM per output row over `n * g` rows.
+        let sr = self.stride.0;
+        let (groups, rows_per_group) = if fin.phases == sr || ho == 1 {
             (1, ho * n * g)
         } else {
             (ho, n * g)
@@ -370,17 +424,29 @@ impl RowConv {
         let tile = (TILE_FLOATS / self.o).max(16).min(rows);
         let plane = n * fin.wp * self.c;
         for group in 0..groups {
-            // Input float of GEMM row 0, kernel row 0, for this group.
-            let base = group * self.stride.0 * plane;
+            // Input float of GEMM row 0 for each kernel row in this group (the group is
+            // output row `group`, or all of them from 0).
+            let bases: Vec<usize> = (0..self.k)
+                .map(|ky| fin.slot(group * sr + ky) * plane)
+                .collect();
             let mut m0 = 0;
             while m0 < rows {
                 let mt = tile.min(rows - m0);
-                ctx.row_tile(base, group, m0, mt, out);
+                ctx.row_tile(&bases, group, m0, mt, out);
                 m0 += mt;
             }
         }
         Ok(())
     }
+}
+
+/// How a convolution computes its products.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Method {
+    /// GEMMs over strided rows read in place, one per kernel row.
+    Rows,
+    /// GEMMs over rows gathered per output pixel, of the whole kernel's depth.
+    Gather,
 }
 
 /// An [`Out`] without its buffer (which the tiles take as `&mut`).
@@ -454,18 +520,16 @@ impl Ctx<'_> {
     /// Strided GEMM rows `m0..m0 + mt` of `group` (one output row, or all of them when
     /// `group` is the only one), read in place: `k` GEMMs into this thread's scratch, then
     /// the write-out.
-    fn row_tile(&self, base: usize, group: usize, m0: usize, mt: usize, out: &mut [f32]) {
+    fn row_tile(&self, bases: &[usize], group: usize, m0: usize, mt: usize, out: &mut [f32]) {
         let conv = self.conv;
         let (k, c, o) = (conv.k, conv.c, conv.o);
         let kc = k * c;
-        let plane = self.n * self.fin.wp * c;
         with_scratch(mt * o, |acc| {
             simd::dispatch(
                 #[inline(always)]
                 || {
-                    let first = base + m0 * self.row_stride;
-                    for ky in 0..k {
-                        let lhs = first + ky * plane;
+                    for (ky, &base) in bases.iter().enumerate().take(k) {
+                        let lhs = base + m0 * self.row_stride;
                         // The last element a GEMM row reads, for the bounds argument below.
                         let last = lhs + (mt - 1) * self.row_stride + kc;
                         assert!(last <= self.input.len());
@@ -512,7 +576,11 @@ impl Ctx<'_> {
                         for (ky, part) in row.chunks_exact_mut(kc).enumerate() {
                             let r = pos.i * conv.stride.0 + ky;
                             let src = fin.at(n, r, pos.b, pos.j * conv.stride.1);
-                            part.copy_from_slice(&self.input[src..src + kc]);
+                            // An element loop, not `copy_from_slice`: a run of 3 floats (the
+                            // first layer) is not worth a `memcpy` call.
+                            for (d, &x) in part.iter_mut().zip(&self.input[src..src + kc]) {
+                                *d = x;
+                            }
                         }
                         pos.advance(n, self.wo);
                     }
@@ -683,9 +751,30 @@ mod tests {
                 residual,
                 act: Act::Relu,
             };
-            // Each case both ways (strided rows read in place, and gathered rows), and also
-            // written as samples 1.. of a buffer of n + 2 samples.
-            for (gather, first) in [(None, 0), (Some(false), 0), (Some(true), 0), (None, 1)] {
+            // Each case both ways (strided rows read in place, and gathered rows), also
+            // written as samples 1.. of a buffer of n + 2 samples, and with the input rows
+            // stored in as many phases as the row stride.
+            let phased = fin.with_phases(stride.0);
+            let mut xph = vec![f32::NAN; phased.len(n)];
+            phased.pack_nchw(&x, n, &mut xph);
+            assert!(
+                xph.iter().all(|v| v.is_finite()),
+                "{case:?}: phased frame not filled"
+            );
+            let runs = [
+                (None, 0, false),
+                (Some(Method::Rows), 0, false),
+                (Some(Method::Gather), 0, false),
+                (None, 1, false),
+                (Some(Method::Rows), 0, true),
+                (Some(Method::Gather), 1, true),
+            ];
+            for (gather, first, phases) in runs {
+                let (fin, xin) = if phases {
+                    (&phased, &xph)
+                } else {
+                    (&fin, &xin)
+                };
                 let samples = if first == 0 { n } else { n + 2 };
                 // Stale values everywhere: the conv must write every pixel and zero every
                 // pad.
@@ -696,7 +785,7 @@ mod tests {
                     samples,
                     first,
                 };
-                conv.run_as(&xin, &fin, n, out, epi, gather).unwrap();
+                conv.run_as(xin, fin, n, out, epi, gather).unwrap();
                 let got = unpack(&y, &fout, samples);
                 let got = &got[first * o * ho * wo..(first + n) * o * ho * wo];
                 let d = got
@@ -704,7 +793,10 @@ mod tests {
                     .zip(&want)
                     .map(|(a, b)| (a - b).abs())
                     .fold(0f32, f32::max);
-                assert!(d < 1e-4, "{case:?} {gather:?} {first}: max diff {d}");
+                assert!(
+                    d < 1e-4,
+                    "{case:?} {gather:?} {first} {phases}: max diff {d}"
+                );
                 if first == 0 {
                     // Every value written, and the pads zero.
                     assert!(

@@ -94,6 +94,7 @@ impl RowWinograd {
     ) -> ModelResult<()> {
         let ok = fin.c == self.c
             && fin.pad == 1
+            && fin.phases == 1
             && fin.wp >= fin.w + 2
             && input.len() == fin.len(n)
             && out.fits((fin.h, fin.w, self.o), n)
@@ -118,7 +119,7 @@ impl RowWinograd {
             samples,
             first,
         } = out;
-        fout.clear_pads(out, samples);
+        fout.clear_pads(out, samples, first..first + n);
         let place = Place {
             frame: fout,
             samples,
@@ -129,11 +130,9 @@ impl RowWinograd {
         if tiles == 0 {
             return Ok(());
         }
-        let bf = std::env::var("EDTALK_WB")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(BLOCK_FLOATS);
-        let block = (bf / (POINTS * (self.c + self.o))).max(8).min(tiles);
+        let block = (BLOCK_FLOATS / (POINTS * (self.c + self.o)))
+            .max(8)
+            .min(tiles);
         let ctx = Ctx {
             conv: self,
             input,
