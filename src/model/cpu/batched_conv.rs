@@ -12,15 +12,24 @@
 //! data[((r * n + b) * wp + q) * c + ch]    r < h + 2 pad (padded row), b < n, q < wp
 //! ```
 //!
+//! (`r` standing for the row's slot when the rows are stored in phases).
+//!
 //! Then the `k` taps of one kernel row, for all input channels, are `k * c` consecutive
 //! floats: the GEMM depth is `k * c` (96..768 here) instead of `c`, and a kernel row
 //! `ky` is one GEMM `X_ky (rows x k c) @ W_ky (k c x o)`. Output column `j` of sample `b`
 //! reads from padded column `j * sc`, i.e. from float `(b * wp + j * sc) * c` of a padded
-//! row: with `wp` a multiple of the column stride `sc`, consecutive GEMM rows `b * wp / sc
-//! + j` are `sc * c` floats apart, a plain row stride. For a row stride of 1 the image
-//! rows fold in as well, so the whole layer is `k` GEMMs; for a row stride above 1 it is
-//! `k` GEMMs per output row. The few rows that fall in the padding between samples
-//! (`j >= wo`) are computed and skipped on write-out.
+//! row: with `wp` a multiple of the column stride `sc`, the consecutive GEMM rows
+//! `b * wp / sc + j` are `sc * c` floats apart, a plain row stride. For a row stride of 1 the image
+//! rows fold in as well, so the whole layer is `k` GEMMs. For a row stride `sr` above 1
+//! the reader's input is stored with its rows in `sr` phases (`Frame::phases`: rows
+//! `ky, ky + sr, ky + 2 sr, ..` side by side), so that they fold in the same way. The few
+//! rows that fall in the padding between samples (`j >= wo`) are computed and skipped on
+//! write-out.
+//!
+//! Where those padding rows would be a fifth or more of the work (images 3 and 6 pixels
+//! wide), or where a kernel row is only a few floats deep (the 1-channel first layer),
+//! each output pixel's `k` kernel-row runs are gathered into one row of a GEMM of depth
+//! `k * k * c` instead.
 //!
 //! The product lands in a per-thread tile that stays in cache; the epilogue (bias,
 //! residual, activation) is applied as the tile is written into the next layer's padded
@@ -338,7 +347,7 @@ impl RowConv {
         let shape_ok = fin.c == self.c
             && fin.pad == self.pad
             && fin.wp >= fin.w + 2 * fin.pad
-            && fin.wp % step == 0
+            && fin.wp.is_multiple_of(step)
             && input.len() == fin.len(n)
             && out.fits((ho, wo, self.o), n)
             && ho > 0
