@@ -110,7 +110,7 @@ enum Command {
         /// Fewer iterations.
         #[arg(long)]
         quick: bool,
-        /// Only these groups (align, procedural, audio, plugin, neural; `layers`, per-layer conv
+        /// Only these groups (align, procedural, audio, plugin, neural; `audio2lip`, the mel + Audio2Lip part of `audio`; `layers`, per-layer conv
         /// timings, runs only when named).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
@@ -673,6 +673,8 @@ fn bench(
     }
     if want("audio") {
         bevy_edtalk::bench::audio::run(&opts);
+    } else if only.iter().any(|o| o == "audio2lip") {
+        bevy_edtalk::bench::audio::audio2lip(&opts);
     }
     #[cfg(feature = "plugin")]
     if want("plugin") {

@@ -1,5 +1,5 @@
-//! Direct f32 CPU convolutions (shifted-tap GEMMs), the hot path of the decoder, the
-//! encoder and Audio2Lip, and [`TapWeight`], the weight layout of every CPU convolution
+//! Direct f32 CPU convolutions (shifted-tap GEMMs), the hot path of the decoder and the
+//! encoder, and [`TapWeight`], the weight layout of every CPU convolution
 //! (stride-1 3x3 convs with a Winograd weight go to `winograd` from [`conv2d`]).
 //!
 //! A convolution is a sum over kernel taps of `W_tap (O x C) @ X_tap (C x N)`. For stride 1

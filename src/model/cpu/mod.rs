@@ -5,8 +5,10 @@
 //! (`direct_conv`) or as Winograd F(2x2, 3x3) (`winograd`), with the demodulation, bias,
 //! residual and activation fused into the write-out (`epilogue`); the separable FIR of
 //! `upfirdn2d` (`fir`); `grid_sample` (`grid_sample`, f32 and f64) and `ToFlow`'s fused
-//! warp and blend (`warp`). Their hot loops run in code compiled for the widest vector
-//! extension the CPU has (`simd`).
+//! warp and blend (`warp`). Audio2Lip, many small images at once, has its own layout and
+//! kernels: channels last with the batch folded into the GEMM rows, strides computed as
+//! such (`batched_conv`) and Winograd for its stride-1 blocks (`batched_winograd`). Their
+//! hot loops run in code compiled for the widest vector extension the CPU has (`simd`).
 //!
 //! # Kernel or tensor ops
 //!
@@ -24,6 +26,8 @@
 //! Both paths compute the same values in the same order where the parity tests need it
 //! (see each kernel).
 
+mod batched_conv;
+mod batched_winograd;
 mod data;
 mod direct_conv;
 mod epilogue;
@@ -38,6 +42,8 @@ mod winograd;
 
 use candle_core::{DType, Tensor};
 
+pub(crate) use batched_conv::{Frame, Out, RowConv, RowEpilogue};
+pub(crate) use batched_winograd::RowWinograd;
 pub use direct_conv::{TapWeight, WINOGRAD_MIN_CHANNELS, conv_transpose3x3_s2, conv2d};
 pub use epilogue::{Act, Epilogue, bias_act};
 pub(crate) use fir::fir;

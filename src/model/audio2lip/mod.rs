@@ -5,16 +5,20 @@
 //!
 //! BatchNorm is folded into the convolution at load: `w' = w * g / sqrt(var + eps)`,
 //! `b' = (b - mean) * g / sqrt(var + eps) + beta`, so a block is one convolution.
-//! On the CPU (f32) a block is one fused kernel call ([`cpu`]: conv, bias,
-//! residual, ReLU, any stride pair). Elsewhere candle's conv2d runs it; it takes one stride
-//! for both axes, so a (3, 1) or (3, 2) stride runs at the strides' common divisor (1) and
-//! keeps every 3rd row / 2nd column.
+//! On the CPU (f32) the whole network, mapping included, runs as batched convolutions
+//! ([`cpu_net`]: the batch folded into the GEMM rows, every stride computed as such, bias,
+//! residual and ReLU fused into the write-out). Elsewhere candle's conv2d runs each block;
+//! it takes one stride for both axes, so a (3, 1) or (3, 2) stride runs at the strides'
+//! common divisor (1) and keeps every 3rd row / 2nd column.
+
+mod cpu_net;
 
 use crate::audio::{MEL_BANDS, MEL_WINDOW};
-use crate::model::cpu::{self, Act, Epilogue, TapWeight};
+use crate::model::cpu::{self, Act};
 use crate::motion::LIP_DIM;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
+use cpu_net::{CpuNet, LayerSpec};
 use std::collections::HashMap;
 
 const BN_EPS: f64 = 1e-5;
@@ -45,6 +49,9 @@ pub enum Audio2LipError {
     /// A candle operation failed while running the network.
     #[error("Audio2Lip forward: {0}")]
     Forward(#[from] candle_core::Error),
+    /// The CPU kernels refused a shape (a bug: the network's shapes are fixed).
+    #[error("Audio2Lip CPU kernels: {0}")]
+    Kernel(#[from] crate::model::error::ModelError),
 }
 
 /// (cin, cout, kernel, stride (rows, cols), padding, residual) of one block.
@@ -71,11 +78,10 @@ fn gcd(a: usize, b: usize) -> usize {
     if b == 0 { a.max(1) } else { gcd(b, a % b) }
 }
 
-/// One `audio_encoder.{i}` block with BatchNorm folded in.
+/// One `audio_encoder.{i}` block with BatchNorm folded in, for candle's tensor ops.
 struct ConvBlock {
     weight: Tensor,
-    /// The weight per tap for the CPU kernel (f32 CPU only).
-    taps: Option<TapWeight>,
+    /// `(1, O, 1, 1)`.
     bias: Tensor,
     stride: (usize, usize),
     padding: usize,
@@ -83,6 +89,7 @@ struct ConvBlock {
 }
 
 impl ConvBlock {
+    /// Reads block `index` and folds its BatchNorm into the convolution.
     fn load(vb: &VarBuilder, index: usize, spec: BlockSpec) -> Result<Self, Audio2LipError> {
         let (cin, cout, k, stride, padding, residual) = spec;
         let prefix = format!("audio_encoder.{index}.conv_block");
@@ -102,40 +109,36 @@ impl ConvBlock {
             let scale = (gamma / (var + BN_EPS)?.sqrt()?)?;
             let weight = w.broadcast_mul(&scale.reshape((cout, 1, 1, 1))?)?;
             let bias = ((b - mean)? * &scale)?.add(&beta)?;
-            Ok((weight, bias))
+            Ok((weight, bias.reshape((1, cout, 1, 1))?))
         };
         let (weight, bias) = fold(&w, &b).map_err(|source| Audio2LipError::Tensor {
             name: format!("{prefix}.1 (BatchNorm fold)"),
             source,
         })?;
-        let same = stride == (1, 1) && padding == 1;
-        let taps = cpu::tap_weight(&weight, same).map_err(|e| Audio2LipError::Tensor {
-            name: format!("{prefix}.0.weight"),
-            source: candle_core::Error::Msg(e.to_string()),
-        })?;
         Ok(Self {
             weight,
-            taps,
-            bias: bias
-                .reshape((1, cout, 1, 1))
-                .map_err(Audio2LipError::Forward)?,
+            bias,
             stride,
             padding,
             residual,
         })
     }
 
+    /// The block as a layer of the CPU network.
+    fn spec(&self) -> candle_core::Result<LayerSpec> {
+        let (o, c, k, _) = self.weight.dims4()?;
+        Ok(LayerSpec {
+            weight: self.weight.flatten_all()?.to_vec1()?,
+            bias: self.bias.flatten_all()?.to_vec1()?,
+            shape: (o, c, k),
+            stride: self.stride,
+            pad: self.padding,
+            residual: self.residual,
+            act: Act::Relu,
+        })
+    }
+
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        if let Some(taps) = &self.taps {
-            let epi = Epilogue {
-                bias: Some(&self.bias),
-                residual: self.residual.then_some(x),
-                act: Act::Relu,
-                ..Default::default()
-            };
-            return cpu::conv2d(x, taps, self.stride, self.padding, None, &epi)
-                .map_err(|e| candle_core::Error::Msg(e.to_string()));
-        }
         let (sr, sc) = self.stride;
         // Convolve at the common divisor of the two strides, then keep every k-th row/column.
         let common = gcd(sr, sc);
@@ -156,10 +159,20 @@ impl ConvBlock {
     }
 }
 
+/// How the network runs.
+enum Net {
+    /// f32 on the CPU: the crate's batched kernels, mapping included.
+    Cpu(CpuNet),
+    /// Elsewhere: candle's tensor ops, block by block, then the mapping.
+    Tensors {
+        blocks: Vec<ConvBlock>,
+        mapping: candle_nn::Linear,
+    },
+}
+
 /// The Audio2Lip network, ready to run.
 pub struct Audio2Lip {
-    blocks: Vec<ConvBlock>,
-    mapping: candle_nn::Linear,
+    net: Net,
     device: Device,
 }
 
@@ -167,6 +180,12 @@ impl Audio2Lip {
     /// Builds the network from a VarBuilder over the official state dict names
     /// (`audio_encoder.{i}.conv_block.{0,1}.*`, `mapping.{weight,bias}`).
     pub fn new(vb: VarBuilder) -> Result<Self, Audio2LipError> {
+        Self::build(vb, true)
+    }
+
+    /// [`Audio2Lip::new`]; `kernels`: whether f32 on the CPU runs the crate's kernels (the
+    /// tests compare them with the tensor-op path that other devices run).
+    fn build(vb: VarBuilder, kernels: bool) -> Result<Self, Audio2LipError> {
         let blocks = BLOCKS
             .iter()
             .enumerate()
@@ -182,11 +201,37 @@ impl Audio2Lip {
         };
         let w = get("mapping.weight", &[LIP_DIM, 512])?;
         let b = get("mapping.bias", &[LIP_DIM])?;
+        let net = if kernels && cpu::enabled_for(&w) {
+            Net::Cpu(Self::cpu_net(&blocks, &w, &b)?)
+        } else {
+            Net::Tensors {
+                blocks,
+                mapping: candle_nn::Linear::new(w, Some(b)),
+            }
+        };
         Ok(Self {
-            blocks,
-            mapping: candle_nn::Linear::new(w, Some(b)),
+            net,
             device: vb.device().clone(),
         })
+    }
+
+    /// The blocks and the mapping (a 1x1 convolution on the 1x1 output) as the CPU
+    /// network.
+    fn cpu_net(blocks: &[ConvBlock], w: &Tensor, b: &Tensor) -> Result<CpuNet, Audio2LipError> {
+        let mut specs = blocks
+            .iter()
+            .map(ConvBlock::spec)
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        specs.push(LayerSpec {
+            weight: w.flatten_all()?.to_vec1()?,
+            bias: b.to_vec1()?,
+            shape: (LIP_DIM, 512, 1),
+            stride: (1, 1),
+            pad: 0,
+            residual: false,
+            act: Act::None,
+        });
+        Ok(CpuNet::new(specs, (MEL_BANDS, MEL_WINDOW))?)
     }
 
     /// Builds the network from a state dict (e.g. the 'audio2lip' entry of Audio2Lip.pt, or
@@ -251,13 +296,62 @@ impl Audio2Lip {
 
     /// Runs a batch of windows `(N, 1, 80, 16)` to mouth coefficients `(N, 20)`.
     pub fn forward(&self, windows: &Tensor) -> Result<Tensor, Audio2LipError> {
-        let mut x = windows.to_dtype(DType::F32)?;
-        for block in &self.blocks {
-            x = block.forward(&x)?;
+        match &self.net {
+            Net::Cpu(net) => {
+                let n = windows.dim(0)?;
+                let x: Vec<f32> = windows.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+                let y = net.run(&x, n)?;
+                Ok(Tensor::from_vec(y, (n, LIP_DIM), &self.device)?)
+            }
+            Net::Tensors { blocks, mapping } => {
+                let mut x = windows.to_dtype(DType::F32)?;
+                for block in blocks {
+                    x = block.forward(&x)?;
+                }
+                let n = x.dim(0)?;
+                Ok(mapping.forward(&x.reshape((n, 512))?)?)
+            }
         }
-        let n = x.dim(0)?;
-        let x = x.reshape((n, 512))?;
-        Ok(self.mapping.forward(&x)?)
+    }
+
+    /// Like [`Audio2Lip::forward`], timing each stage (on the calling thread): returns
+    /// `(name, seconds)` for the thirteen blocks and the mapping (for `edtalk bench`).
+    pub fn forward_profiled(
+        &self,
+        windows: &Tensor,
+    ) -> Result<(Tensor, Vec<(String, f64)>), Audio2LipError> {
+        let name = |i: usize| {
+            if i < BLOCKS.len() {
+                format!("block{i}")
+            } else {
+                "mapping".to_string()
+            }
+        };
+        let n = windows.dim(0)?;
+        match &self.net {
+            Net::Cpu(net) => {
+                let x: Vec<f32> = windows.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+                let (y, times) = net.run_profiled(&x, n)?;
+                let times = times.into_iter().enumerate().map(|(i, t)| (name(i), t));
+                Ok((
+                    Tensor::from_vec(y, (n, LIP_DIM), &self.device)?,
+                    times.collect(),
+                ))
+            }
+            Net::Tensors { blocks, mapping } => {
+                let mut times = Vec::new();
+                let mut x = windows.to_dtype(DType::F32)?;
+                for (i, block) in blocks.iter().enumerate() {
+                    let start = std::time::Instant::now();
+                    x = block.forward(&x)?;
+                    times.push((name(i), start.elapsed().as_secs_f64()));
+                }
+                let start = std::time::Instant::now();
+                let y = mapping.forward(&x.reshape((n, 512))?)?;
+                times.push((name(BLOCKS.len()), start.elapsed().as_secs_f64()));
+                Ok((y, times))
+            }
+        }
     }
 
     /// Mouth coefficients for `frames` windows laid out as [`crate::audio::frame_windows`]
@@ -279,14 +373,19 @@ impl Audio2Lip {
         let mut out = Vec::with_capacity(frames);
         for chunk in windows.chunks(batch.max(1) * per) {
             let n = chunk.len() / per;
-            let x = Tensor::from_slice(chunk, (n, 1, MEL_BANDS, MEL_WINDOW), &self.device)?;
-            let y = self.forward(&x)?;
-            let rows: Vec<Vec<f32>> = y.to_vec2()?;
-            for r in rows {
+            let y = match &self.net {
+                // The CPU network reads the windows as they are: no tensor in between.
+                Net::Cpu(net) => net.run(chunk, n)?,
+                Net::Tensors { .. } => {
+                    let x = Tensor::from_slice(chunk, (n, 1, MEL_BANDS, MEL_WINDOW), &self.device)?;
+                    self.forward(&x)?.flatten_all()?.to_vec1()?
+                }
+            };
+            out.extend(y.chunks_exact(LIP_DIM).map(|r| {
                 let mut a = [0.0f32; LIP_DIM];
-                a.copy_from_slice(&r[..LIP_DIM]);
-                out.push(a);
-            }
+                a.copy_from_slice(r);
+                a
+            }));
         }
         Ok(out)
     }
@@ -361,5 +460,100 @@ impl<const N: usize> StreamSmoother<N> {
         let zero = [0.0f32; N];
         let (p, n) = (prev.unwrap_or(zero), next.unwrap_or(zero));
         std::array::from_fn(|c| k[0] * p[c] + k[1] * cur[c] + k[2] * n[c])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The CPU network against the block-by-block tensor ops (what other devices run), on
+    /// random full-size weights and inputs.
+    #[test]
+    fn cpu_kernels_match_the_tensor_ops() {
+        let device = Device::Cpu;
+        let kernels = Audio2Lip::random(7, &device).unwrap();
+        let Net::Cpu(_) = &kernels.net else {
+            panic!("f32 on the CPU runs the kernels");
+        };
+        // The same weights through the tensor-op path.
+        let mut map = HashMap::new();
+        let mut s = 3u64;
+        let mut next = || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        };
+        for (i, &(cin, cout, k, ..)) in BLOCKS.iter().enumerate() {
+            let p = format!("audio_encoder.{i}.conv_block");
+            let scale = 1.0 / ((cin * k * k) as f32).sqrt();
+            let mut put = |name: String, shape: Vec<usize>, scale: f32, offset: f32| {
+                let n: usize = shape.iter().product();
+                let v: Vec<f32> = (0..n).map(|_| offset + scale * next()).collect();
+                map.insert(name, Tensor::from_vec(v, shape, &device).unwrap());
+            };
+            put(format!("{p}.0.weight"), vec![cout, cin, k, k], scale, 0.0);
+            put(format!("{p}.0.bias"), vec![cout], 0.05, 0.0);
+            put(format!("{p}.1.weight"), vec![cout], 0.1, 1.0);
+            put(format!("{p}.1.bias"), vec![cout], 0.05, 0.0);
+            put(format!("{p}.1.running_mean"), vec![cout], 0.05, 0.0);
+            put(format!("{p}.1.running_var"), vec![cout], 0.1, 1.0);
+        }
+        let w: Vec<f32> = (0..LIP_DIM * 512).map(|_| next() / 22.6).collect();
+        let b: Vec<f32> = (0..LIP_DIM).map(|_| next() * 0.1).collect();
+        map.insert(
+            "mapping.weight".into(),
+            Tensor::from_vec(w, (LIP_DIM, 512), &device).unwrap(),
+        );
+        map.insert(
+            "mapping.bias".into(),
+            Tensor::from_vec(b, LIP_DIM, &device).unwrap(),
+        );
+        let vb = || VarBuilder::from_tensors(map.clone(), DType::F32, &device);
+        let fast = Audio2Lip::build(vb(), true).unwrap();
+        let slow = Audio2Lip::build(vb(), false).unwrap();
+        let Net::Tensors { .. } = &slow.net else {
+            panic!("the tensor-op path was asked for");
+        };
+        // Mel-like values in [-4, 4], a batch of more than two early sub-chunks and a
+        // partial one.
+        let n = 37;
+        let x: Vec<f32> = (0..n * MEL_BANDS * MEL_WINDOW)
+            .map(|_| 4.0 * next())
+            .collect();
+        let xt = Tensor::from_vec(x.clone(), (n, 1, MEL_BANDS, MEL_WINDOW), &device).unwrap();
+        let want: Vec<f32> = slow
+            .forward(&xt)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let got = fast
+            .forward(&xt)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = got
+            .iter()
+            .zip(&want)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(scale > 0.01, "degenerate outputs: {scale}");
+        assert!(d <= 1e-4 * scale, "max diff {d} of {scale}");
+        // lip_coeffs in batches of 3 and forward agree (up to the GEMM's rounding, whose
+        // blocking follows the batch), and the profiled run gives the same values.
+        let lips = fast.lip_coeffs(&x, n, 2).unwrap().concat();
+        let d = lips
+            .iter()
+            .zip(&got)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(d <= 1e-5 * scale, "batches of 2: max diff {d} of {scale}");
+        let (prof, times) = fast.forward_profiled(&xt).unwrap();
+        assert_eq!(prof.flatten_all().unwrap().to_vec1::<f32>().unwrap(), got);
+        assert_eq!(times.len(), BLOCKS.len() + 1);
     }
 }
