@@ -9,15 +9,16 @@ windows `(batch, 1, 80, 16)`; timed at each thread count in `--threads` with
 `torch.set_num_threads`.
 
 Our side (unless `--no-ours`): `edtalk bench --threads N --only audio2lip` at the same
-thread counts, which times mel + Audio2Lip over 20 s of audio at the same batch and prints
-the time per block.
+thread counts, which times mel + Audio2Lip over 20 s of audio at the same batch (best of 7
+runs) and prints the time per block. `--edtalk` may name several builds, e.g. before and
+after a change: `--edtalk before=/tmp/edtalk-old --edtalk after=target/release/edtalk`.
 
 Both report milliseconds per 25 fps video frame and the real-time factor (40 ms of audio
 per frame divided by that). PyTorch's figure excludes the mel spectrogram; ours includes it
 (its share is printed, under 1 %).
 
     pip install torch            # the CPU wheel is enough
-    python3 scripts/bench_audio2lip.py --threads 1 2 \\
+    python3 scripts/bench_audio2lip.py --threads 1 2 --rounds 2 \\
         --edtalk target/release/edtalk
 """
 
@@ -116,10 +117,16 @@ def main():
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--batch", type=int, default=100, help="windows per forward pass")
     p.add_argument("--reps", type=int, default=20, help="timed PyTorch passes per thread count")
-    p.add_argument("--edtalk", default="target/release/edtalk", help="the built `edtalk` binary")
+    p.add_argument("--edtalk", action="append", metavar="[NAME=]PATH",
+                   help="a built `edtalk` binary (repeatable; default target/release/edtalk)")
     p.add_argument("--no-ours", action="store_true", help="time PyTorch only")
     p.add_argument("--rounds", type=int, default=1, help="alternate the two sides this many times")
     args = p.parse_args()
+
+    builds = []
+    for spec in args.edtalk or ["target/release/edtalk"]:
+        name, _, path = spec.rpartition("=")
+        builds.append((name or "ours", path))
 
     import torch
 
@@ -137,15 +144,17 @@ def main():
                 "pytorch_realtime_factor": round(FRAME_MS / best, 1),
             }
             if not args.no_ours:
-                ours = time_ours(args.edtalk, t)
-                a2l = ours.get("audio2lip", {})
-                row["ours_ms_per_frame"] = round(a2l.get("ms_per_frame", float("nan")), 3)
-                row["ours_realtime_factor"] = round(a2l.get("realtime_factor", float("nan")), 1)
-                row["ours_mel_share"] = round(a2l.get("mel_share", float("nan")), 4)
-                layers = ours.get("audio2lip_layers")
-                if layers:
-                    row["ours_ms_per_block"] = layers["ms_per_batch"]
-                row["speedup_vs_pytorch"] = round(row["ours_realtime_factor"] / row["pytorch_realtime_factor"], 2)
+                for name, path in builds:
+                    ours = time_ours(path, t)
+                    a2l = ours.get("audio2lip", {})
+                    rt = a2l.get("realtime_factor", float("nan"))
+                    row[f"{name}_ms_per_frame"] = round(a2l.get("ms_per_frame", float("nan")), 3)
+                    row[f"{name}_realtime_factor"] = round(rt, 1)
+                    row[f"{name}_mel_share"] = round(a2l.get("mel_share", float("nan")), 4)
+                    layers = ours.get("audio2lip_layers")
+                    if layers:
+                        row[f"{name}_ms_per_block"] = layers["ms_per_batch"]
+                    row[f"{name}_vs_pytorch"] = round(rt / row["pytorch_realtime_factor"], 2)
             rows.append(row)
             print(json.dumps(row), flush=True)
 
