@@ -148,6 +148,28 @@ fn wait_for<A: Asset + Clone>(
     }
 }
 
+/// An optional asset a line waits for: `None` while it loads; `Some(None)` when there is
+/// none or it failed to load (reported as `what`, of `kind`).
+fn optional_asset<A: Asset + Clone>(
+    assets: &Assets<A>,
+    server: &AssetServer,
+    handle: Option<&Handle<A>>,
+    (entity, kind, what): (Entity, EdTalkErrorKind, &str),
+    errors: &mut MessageWriter<EdTalkError>,
+) -> Option<Option<A>> {
+    let Some(handle) = handle else {
+        return Some(None);
+    };
+    match wait_for(assets, server, handle) {
+        Wait::Ready(a) => Some(Some(a)),
+        Wait::Loading => None,
+        Wait::Failed(e) => {
+            report(errors, Some(entity), kind, format!("{what}: {e}"));
+            Some(None)
+        }
+    }
+}
+
 /// Prepares queued lines off the main thread and starts them when ready.
 pub(crate) fn start_prepared_lines(
     mut faces: Query<(Entity, &mut FaceRuntime)>,
@@ -178,48 +200,31 @@ pub(crate) fn start_prepared_lines(
                     continue;
                 }
             };
-            // A track still loading delays the line; a failed one is reported and the
-            // mouth comes from the audio instead.
-            let track = match &pending.request.track {
-                Some(h) => match wait_for(&assets.tracks, &assets.asset_server, h) {
-                    Wait::Ready(t) => Some(t.0),
-                    Wait::Loading => {
-                        rt.pending = Some(pending);
-                        continue;
-                    }
-                    Wait::Failed(e) => {
-                        report(
-                            &mut out.errors,
-                            Some(entity),
-                            EdTalkErrorKind::Script,
-                            format!("motion track: {e}"),
-                        );
-                        None
-                    }
-                },
-                None => None,
+            // A track or clip still loading delays the line. A failed track is reported and
+            // the mouth comes from the audio; a failed clip is reported and the line is
+            // rendered as usual.
+            let loaded = optional_asset(
+                &assets.tracks,
+                &assets.asset_server,
+                pending.request.track.as_ref(),
+                (entity, EdTalkErrorKind::Script, "motion track"),
+                &mut out.errors,
+            )
+            .and_then(|track| {
+                let clip = optional_asset(
+                    &assets.clips,
+                    &assets.asset_server,
+                    pending.request.clip.as_ref(),
+                    (entity, EdTalkErrorKind::Portrait, "face clip"),
+                    &mut out.errors,
+                )?;
+                Some((track.map(|t| t.0), clip.map(|c| c.0)))
+            });
+            let Some((track, clip)) = loaded else {
+                rt.pending = Some(pending);
+                continue;
             };
-            // A clip still loading delays the line; a failed one is reported and the
-            // line is rendered as usual.
-            pending.clip = match &pending.request.clip {
-                Some(h) => match wait_for(&assets.clips, &assets.asset_server, h) {
-                    Wait::Ready(c) => Some(c.0),
-                    Wait::Loading => {
-                        rt.pending = Some(pending);
-                        continue;
-                    }
-                    Wait::Failed(e) => {
-                        report(
-                            &mut out.errors,
-                            Some(entity),
-                            EdTalkErrorKind::Portrait,
-                            format!("face clip: {e}"),
-                        );
-                        None
-                    }
-                },
-                None => None,
-            };
+            pending.clip = clip;
             let model = assets.worker.audio2lip.clone();
             let pose = pending.request.pose.clone();
             let baked = pending.clip.is_some();
