@@ -42,9 +42,10 @@ pub mod prelude {
     #[cfg(feature = "plugin")]
     pub use crate::plugin::{
         BackendChoice, Character, EdTalkDiagnostics, EdTalkError, EdTalkErrorKind, EdTalkPlugin,
-        EdTalkSettings, EdTalkSystems, EmotionState, EmotionTarget, Emotions, FacePortrait,
-        IdleMotion, PortraitAlign, RendererReady, SetEmotion, Speak, SpeakStream, SpeechFinished,
-        SpeechStarted, StopSpeaking, TalkingFace, VoiceLine, VoiceStream, Volume,
+        EdTalkSettings, EdTalkSystems, EmotionState, EmotionTarget, Emotions, FaceClipAsset,
+        FacePortrait, IdleMotion, PortraitAlign, RendererReady, SetEmotion, Speak, SpeakStream,
+        SpeechFinished, SpeechReady, SpeechStarted, StopSpeaking, TalkingFace, VoiceLine,
+        VoiceStream, Volume,
     };
     pub use crate::render::{Backend, FaceFrame, FaceRenderer, FaceRequest, IdentityId, Portrait};
 }

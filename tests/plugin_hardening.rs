@@ -559,6 +559,9 @@ fn startup_runs_procedural_at_once_and_moves_faces_to_the_neural_renderer() {
     let settings = EdTalkSettings {
         backend: BackendChoice::Auto,
         ckpt_dir: tiny_checkpoints("startup-ckpts", false),
+        // On a loaded machine even the tiny networks can be slower than real time: the line
+        // then renders ahead on the neural renderer rather than falling back.
+        max_render_ahead_wait: 60.0,
         ..test_settings(false)
     };
     let mut app = app_with_settings(&dir, settings);
@@ -691,4 +694,136 @@ fn source_quality_mono_files_and_in_memory_lines_play_as_they_are() {
     assert_eq!((m.sample_rate, m.channels), (22_050, 1));
     let m = started_by_file("vowel_aa.wav");
     assert_eq!((m.sample_rate, m.channels), (16_000, 1));
+}
+
+/// Mean absolute difference over the whole picture (RGB).
+fn picture_diff(a: &[u8], b: &[u8]) -> f32 {
+    let sum: u64 = a
+        .chunks_exact(4)
+        .zip(b.chunks_exact(4))
+        .flat_map(|(p, q)| (0..3).map(move |c| (p[c] as i32 - q[c] as i32).unsigned_abs() as u64))
+        .sum();
+    sum as f32 / (a.len() / 4 * 3).max(1) as f32
+}
+
+#[test]
+fn render_ahead_past_the_wait_bound_renders_the_line_procedurally() {
+    let dir = tempdir("ahead-fallback");
+    let settings = EdTalkSettings {
+        backend: BackendChoice::Auto,
+        ckpt_dir: tiny_checkpoints("ahead-fallback-ckpts", false),
+        render_ahead: true,
+        max_render_ahead_wait: 0.3,
+        ..test_settings(true)
+    };
+    let mut app = app_with_settings(&dir, settings);
+    let face = common::spawn_face(&mut app);
+    let mut all = Vec::new();
+    let mut neural = false;
+    for _ in 0..500 {
+        step(&mut app);
+        all.extend(errors(&mut app));
+        if app
+            .world_mut()
+            .resource_mut::<Messages<RendererReady>>()
+            .drain()
+            .any(|m| m.backend == Backend::Neural)
+        {
+            neural = true;
+            break;
+        }
+    }
+    assert!(neural, "no neural renderer: {all:?}");
+    // A neural renderer far slower than real time (150 ms a frame): the 1.2 s line would
+    // need seconds of render-ahead, above the 0.3 s the game accepts.
+    bevy_edtalk::plugin::set_min_frame_time(app.world_mut(), std::time::Duration::from_millis(150));
+    for _ in 0..40 {
+        common::realtime_step(&mut app);
+    }
+    all.extend(errors(&mut app));
+    assert!(all.is_empty(), "{all:?}");
+    let portrait = common::portrait_image().data.unwrap();
+    // The tiny test networks draw nothing like the portrait; the procedural renderer
+    // warps the portrait itself. That tells the two renderers' frames apart.
+    let neural_diff = picture_diff(&common::face_pixels(&app, face), &portrait);
+    assert!(
+        neural_diff > 12.0,
+        "neural frame vs portrait: {neural_diff}"
+    );
+
+    let line = app
+        .world_mut()
+        .resource_mut::<Assets<VoiceLine>>()
+        .add(tone_line());
+    app.world_mut()
+        .write_message(Speak::new(face, line).with_tag("long"));
+    let late = |app: &App| app.world().resource::<EdTalkDiagnostics>().frames_late;
+    let (mut late_at_start, mut playing, mut finished) = (None, Vec::new(), false);
+    for _ in 0..120 {
+        common::realtime_step(&mut app);
+        all.extend(errors(&mut app));
+        let world = app.world_mut();
+        assert_eq!(
+            world
+                .resource_mut::<Messages<SpeechReady>>()
+                .drain()
+                .count(),
+            0,
+            "the line was not to wait"
+        );
+        if world
+            .resource_mut::<Messages<SpeechStarted>>()
+            .drain()
+            .any(|m| m.tag == "long")
+        {
+            late_at_start = Some(late(&app));
+        }
+        if late_at_start.is_some() && !finished {
+            playing.push(common::face_pixels(&app, face));
+        }
+        if app
+            .world_mut()
+            .resource_mut::<Messages<SpeechFinished>>()
+            .drain()
+            .any(|m| m.tag == "long")
+        {
+            finished = true;
+            let missed = late(&app) - late_at_start.expect("SpeechStarted first");
+            assert_eq!(missed, 0, "late frames while the line played");
+            break;
+        }
+    }
+    assert!(finished, "the line never finished: {all:?}");
+    let report = all
+        .iter()
+        .find(|e| e.kind == EdTalkErrorKind::Worker && e.message.contains("max_render_ahead_wait"))
+        .unwrap_or_else(|| panic!("no report: {all:?}"));
+    assert!(report.message.contains("procedural renderer"), "{report:?}");
+    // The played line's frames are the procedural renderer's (after the frames already on
+    // their way), and its mouth moves.
+    assert!(playing.len() >= 25, "{} frames", playing.len());
+    let procedural = playing[5..]
+        .iter()
+        .filter(|p| picture_diff(p, &portrait) < 6.0)
+        .count();
+    assert!(
+        procedural >= playing.len() - 6,
+        "{procedural} of {} frames procedural",
+        playing.len()
+    );
+    let moving = playing
+        .iter()
+        .filter(|p| common::mouth_diff(p, &portrait) > 2.0)
+        .count();
+    assert!(moving >= 10, "the mouth moved in {moving} frames");
+    // After the line the neural renderer draws the face again.
+    let mut back = false;
+    for _ in 0..60 {
+        common::realtime_step(&mut app);
+        if picture_diff(&common::face_pixels(&app, face), &portrait) > 12.0 {
+            back = true;
+            break;
+        }
+    }
+    assert!(back, "the face did not return to the neural renderer");
 }

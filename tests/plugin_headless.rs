@@ -670,16 +670,6 @@ fn a_broken_track_is_reported_and_the_line_plays_from_its_audio() {
 
 /// One game frame in real time (the worker's frame times are wall-clock): audio and game
 /// time advance 40 ms and the frame lasts 40 ms.
-fn realtime_step(app: &mut App) {
-    let t0 = std::time::Instant::now();
-    app.world_mut()
-        .non_send_mut::<EdTalkAudio>()
-        .advance_mock(DT);
-    app.update();
-    if let Some(rest) = std::time::Duration::from_secs_f64(DT).checked_sub(t0.elapsed()) {
-        std::thread::sleep(rest);
-    }
-}
 
 /// Plays the test line with a renderer that takes 70 ms a frame (under 25 fps): returns
 /// (frames dropped or late while the line played, seconds it waited for render-ahead).
@@ -751,6 +741,46 @@ fn render_ahead_a_slow_renderer_drops_no_frames_of_the_played_line() {
         missed >= 5,
         "without render-ahead only {missed} frames were missed"
     );
+}
+
+#[test]
+fn idle_faces_on_a_slow_renderer_are_paced_not_dropped() {
+    let dir = tempfile_dir("idle-paced");
+    let mut app = app_with_idle(&dir, true);
+    let faces: Vec<Entity> = (0..3).map(|_| spawn_face(&mut app)).collect();
+    settle(&mut app, 5);
+    // 120 ms a frame for three idle faces that each want 25 frames a second.
+    set_min_frame_time(app.world_mut(), std::time::Duration::from_millis(120));
+    // Requests made before the worker measured its new speed go stale: let them pass.
+    for _ in 0..60 {
+        realtime_step(&mut app);
+    }
+    let diag = |app: &App| app.world().resource::<EdTalkDiagnostics>().clone();
+    let before = diag(&app);
+    let mut changes = vec![0usize; faces.len()];
+    let mut last: Vec<Vec<u8>> = faces.iter().map(|&f| face_pixels(&app, f)).collect();
+    for _ in 0..100 {
+        realtime_step(&mut app);
+        for (i, &f) in faces.iter().enumerate() {
+            let now = face_pixels(&app, f);
+            if now != last[i] {
+                changes[i] += 1;
+                last[i] = now;
+            }
+        }
+    }
+    let after = diag(&app);
+    let (dropped, rendered) = (
+        after.frames_dropped - before.frames_dropped,
+        after.frames_rendered - before.frames_rendered,
+    );
+    eprintln!("paced idle: {rendered} rendered, {dropped} dropped, changes {changes:?}");
+    assert_eq!(dropped, 0, "idle frames rendered and never shown");
+    // 4 s at 120 ms a frame is ~33 frames for the three faces: the worker stays busy and
+    // every face keeps moving.
+    assert!(rendered >= 20, "{rendered} frames rendered");
+    assert!(changes.iter().all(|&c| c >= 5), "face updates {changes:?}");
+    assert!(errors(&mut app).is_empty());
 }
 
 /// A clip of `n` frames of `size` pixels, frame `i` a solid colour with red = 5 i.

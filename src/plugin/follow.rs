@@ -195,6 +195,7 @@ pub(crate) fn follow_bevy_audio(
                     follows: Some(lip.0),
                     waiting: None,
                     clip: None,
+                    procedural: false,
                 });
                 let current = rt.key;
                 rt.invalidate(current);

@@ -8,6 +8,7 @@ use bevy::prelude::*;
 use super::components::{EmotionState, IdleMotion, TalkingFace};
 use super::diagnostics::EdTalkDiagnostics;
 use super::messages::{EdTalkError, EdTalkErrorKind};
+use super::portraits::new_face_image;
 use super::runtime::{FaceRuntime, Registration, WorkerRes, identity_of, report};
 use super::settings::EdTalkSettings;
 use super::speech;
@@ -32,9 +33,19 @@ pub(crate) fn request_frames(
     };
     let fps = settings.fps();
     let ahead = (settings.prebuffer_secs() * fps).ceil() as i64;
+    // Jobs for the main worker, and for the procedural fallback (lines it renders).
     let mut jobs = Vec::new();
-    let mut requested: Vec<(Entity, i64)> = Vec::new();
+    let mut fallback_jobs = Vec::new();
+    let mut requested: Vec<(Entity, i64, bool)> = Vec::new();
     let default_idle = IdleMotion::default();
+    // Idle faces on a renderer slower than real time are paced (see `paced_idle_key`):
+    // frames in flight on the main worker decide when a new one would be rendered.
+    let slow = worker.frame_secs * IDLE_MARGIN > 1.0 / fps as f64;
+    let mut in_flight: usize = faces
+        .iter()
+        .filter(|(_, rt, ..)| !rt.line.as_ref().is_some_and(|l| l.procedural))
+        .map(|(_, rt, ..)| rt.outstanding.len())
+        .sum();
     for (entity, mut rt, emotion, idle) in &mut faces {
         if rt.registration != Registration::Ready {
             continue;
@@ -54,12 +65,32 @@ pub(crate) fn request_frames(
         }
         let id = identity_of(entity);
         w.set_playhead(id, rt.key);
-        let from = rt.requested_upto.max(rt.key - 1) + 1;
+        let fallback = worker
+            .fallback
+            .as_ref()
+            .filter(|_| rt.fallback_ready && rt.line.as_ref().is_some_and(|l| l.procedural));
+        if let Some(f) = fallback {
+            f.set_playhead(id, rt.key);
+        }
+        let queue = if fallback.is_some() {
+            &mut fallback_jobs
+        } else {
+            &mut jobs
+        };
+        let mut from = rt.requested_upto.max(rt.key - 1) + 1;
         // Render-ahead: the whole line, before its audio starts.
-        let to = match &rt.line {
+        let mut to = match &rt.line {
             Some(l) if l.waiting.is_some() => l.base_key + l.motion.len() as i64 - 1,
             _ => rt.key + ahead,
         };
+        if slow && rt.line.is_none() {
+            if !rt.outstanding.is_empty() {
+                continue;
+            }
+            // Never before a frame already asked for: a newer frame would overtake it.
+            from = paced_idle_key(rt.key, in_flight, worker.frame_secs, fps).max(from);
+            to = from;
+        }
         let mut last = rt.requested_upto;
         for key in from..=to {
             let motion = speech::motion_at(
@@ -78,26 +109,31 @@ pub(crate) fn request_frames(
             }
             rt.last_motion = Some(motion.clone());
             rt.outstanding.insert(key);
-            jobs.push(FrameJob {
+            in_flight += usize::from(fallback.is_none());
+            queue.push(FrameJob {
                 identity: id,
                 index: key,
                 epoch: rt.epoch,
                 motion,
             });
         }
-        requested.push((entity, last));
+        requested.push((entity, last, fallback.is_some()));
     }
-    if jobs.is_empty() {
-        return;
-    }
-    let accepted = w.submit(jobs).is_ok();
-    if !accepted {
-        // Queue full: ask again next frame (the motion cache must not claim them).
-        diag.requests_refused += 1;
-    }
-    for (entity, last) in requested {
+    let mut submit = |w: Option<&crate::worker::Worker>, jobs: Vec<FrameJob>| {
+        let accepted = jobs.is_empty() || w.is_some_and(|w| w.submit(jobs).is_ok());
+        if !accepted {
+            // Queue full: ask again next frame (the motion cache must not claim them).
+            diag.requests_refused += 1;
+        }
+        accepted
+    };
+    let accepted = [
+        submit(Some(w), jobs),
+        submit(worker.fallback.as_ref(), fallback_jobs),
+    ];
+    for (entity, last, fallback) in requested {
         if let Ok((_, mut rt, _, _)) = faces.get_mut(entity) {
-            if accepted {
+            if accepted[usize::from(fallback)] {
                 rt.requested_upto = last;
             } else {
                 let upto = rt.requested_upto;
@@ -106,6 +142,19 @@ pub(crate) fn request_frames(
             }
         }
     }
+}
+
+/// Safety margin on the measured frame time when pacing idle faces.
+const IDLE_MARGIN: f64 = 1.3;
+
+/// The key of an idle face's next frame on a renderer slower than real time: the one the
+/// face will be at when the worker gets to it, behind the `in_flight` frames queued
+/// before it. With one idle frame in flight per face, the worker only renders frames that
+/// will be shown (an unpaced face asks for every key and most are stale when rendered),
+/// and the face moves at the rate the renderer sustains.
+fn paced_idle_key(key: i64, in_flight: usize, frame_secs: f64, fps: f32) -> i64 {
+    let lead = (in_flight + 1) as f64 * frame_secs * IDLE_MARGIN * fps as f64;
+    key + (lead.ceil() as i64).max(1)
 }
 
 /// Takes the worker's frames and reports, into the faces' buffers.
@@ -119,9 +168,17 @@ pub(crate) fn collect_frames(
     let Some(w) = worker.worker.as_ref() else {
         return;
     };
-    let events = w.poll();
     let stats = w.stats().clone();
-    for ev in events {
+    let events = w.poll().into_iter().map(|ev| (false, ev));
+    let fallback = worker
+        .fallback
+        .as_ref()
+        .map(|f| f.poll())
+        .unwrap_or_default();
+    let events: Vec<_> = events
+        .chain(fallback.into_iter().map(|ev| (true, ev)))
+        .collect();
+    for (from_fallback, ev) in events {
         match ev {
             WorkerEvent::Frame {
                 identity,
@@ -150,6 +207,10 @@ pub(crate) fn collect_frames(
                     .get(&identity)
                     .and_then(|e| faces.get_mut(*e).ok())
                 {
+                    if from_fallback {
+                        rt.fallback_ready = true;
+                        continue;
+                    }
                     rt.registration = Registration::Ready;
                     rt.requested_upto = rt.key;
                     rt.last_motion = None;
@@ -158,6 +219,11 @@ pub(crate) fn collect_frames(
             WorkerEvent::IdentityFailed { identity, error } => {
                 let entity = worker.faces.get(&identity).copied();
                 if let Some(mut rt) = entity.and_then(|e| faces.get_mut(e).ok()) {
+                    if from_fallback {
+                        // The main renderer has it: only the per-line fallback is lost.
+                        rt.fallback_ready = false;
+                        continue;
+                    }
                     rt.registration = Registration::Failed;
                 }
                 report(
@@ -209,9 +275,15 @@ pub(crate) fn collect_frames(
         worker.frame_secs_seen = rendered;
     }
     diag.frames_rendered = rendered;
-    diag.frames_dropped = diag
-        .frames_dropped
-        .max(stats.dropped_stale.load(Ordering::Relaxed));
+    // Requests the workers skipped as stale count as dropped frames too.
+    let stale: u64 = worker
+        .worker
+        .iter()
+        .chain(&worker.fallback)
+        .map(|w| w.stats().dropped_stale.load(Ordering::Relaxed))
+        .sum();
+    diag.frames_dropped += stale.saturating_sub(worker.stale_seen);
+    worker.stale_seen = stale;
     diag.inference_ms_per_frame = if rendered > 0 {
         micros as f32 / rendered as f32 / 1000.0
     } else {
@@ -298,10 +370,15 @@ pub(crate) fn upload_frames(
         }
         match newest {
             Some((k, (_, frame))) => {
-                if let Some(mut img) = images.get_mut(&face.image)
-                    && img.width() == frame.width
-                    && img.height() == frame.height
-                {
+                // A frame of another size (the procedural fallback at another
+                // `face_resolution` than the neural renderer's) resizes the texture.
+                let resized = images
+                    .get(&face.image)
+                    .is_some_and(|img| (img.width(), img.height()) != (frame.width, frame.height));
+                if resized {
+                    let _ = images.insert(&face.image, new_face_image(frame.width, frame.height));
+                }
+                if let Some(mut img) = images.get_mut(&face.image) {
                     img.data = Some(frame.rgba);
                     diag.frames_shown += 1;
                 }

@@ -321,19 +321,22 @@ pub(crate) fn start_prepared_lines(
                 } else {
                     render_ahead_plan(&assets.settings, assets.worker.frame_secs, to_render)
                 };
+                let mut procedural = false;
                 let waiting = match plan {
                     AheadPlan::No => None,
                     AheadPlan::TooLong(wait) => {
+                        procedural = assets.worker.fallback.is_some() && rt.fallback_ready;
                         report(
                             &mut out.errors,
                             Some(entity),
                             EdTalkErrorKind::Worker,
                             format!(
                                 "render-ahead would hold `{}` for {wait:.1} s, above the \
-                                 {:.1} s allowed (max_render_ahead_wait): playing at once, \
-                                 frames will drop (bake the line into a clip instead)",
+                                 {:.1} s allowed (max_render_ahead_wait): {} (bake the line \
+                                 into a face clip to ship it with neural faces)",
                                 pending.request.tag,
-                                assets.settings.max_wait_secs()
+                                assets.settings.max_wait_secs(),
+                                fallback_note(procedural),
                             ),
                         );
                         None
@@ -379,6 +382,7 @@ pub(crate) fn start_prepared_lines(
                     follows: None,
                     waiting,
                     clip: clip.map(|c| (c, crate::clip::ClipCursor::new())),
+                    procedural,
                 });
                 // Frames requested before the line carry a closed mouth: re-request them.
                 let current = rt.key;
@@ -401,6 +405,15 @@ pub(crate) fn start_prepared_lines(
                 format!("voice line: {e}"),
             ),
         }
+    }
+}
+
+/// What happens to a line that render-ahead cannot prepare in time.
+fn fallback_note(procedural: bool) -> &'static str {
+    if procedural {
+        "the line is rendered with the procedural renderer"
+    } else {
+        "playing at once, frames will drop"
     }
 }
 
@@ -473,18 +486,29 @@ pub(crate) fn start_rendered_ahead(
         if have < need && !over {
             continue;
         }
-        if over {
+        if over && have < need {
+            // The renderer turned out slower than measured: the frames already rendered
+            // play, the rest of the line comes from the procedural renderer.
+            let procedural = assets.worker.fallback.is_some() && rt.fallback_ready;
             out.report(
                 entity,
                 EdTalkErrorKind::Worker,
                 format!(
                     "render-ahead of `{}` reached max_render_ahead_wait ({:.1} s) with {have} \
-                     of {need} frames ready: playing now, frames may drop",
+                     of {need} frames ready: {}",
                     line.tag,
-                    assets.settings.max_wait_secs()
+                    assets.settings.max_wait_secs(),
+                    fallback_note(procedural),
                 ),
             );
+            if procedural {
+                line.procedural = true;
+                rt.invalidate(first + have as i64 - 1);
+            }
         }
+        let Some(line) = rt.line.as_mut() else {
+            continue;
+        };
         let Some(wait) = line.waiting.take() else {
             continue;
         };

@@ -43,7 +43,7 @@ pub(crate) fn on_portrait_removed(
     };
     let id = identity_of(remove.entity);
     worker.faces.remove(&id);
-    if let Some(w) = worker.worker.as_ref() {
+    for w in worker.worker.iter().chain(&worker.fallback) {
         let _ = w.remove_identity(id);
     }
 }
@@ -65,7 +65,7 @@ pub(crate) fn reregister_modified_images(
     }
 }
 
-fn new_face_image(width: u32, height: u32) -> Image {
+pub(crate) fn new_face_image(width: u32, height: u32) -> Image {
     Image::new_fill(
         Extent3d {
             width,
@@ -250,6 +250,14 @@ fn finish_registration(
         return;
     };
     let key = identity_of(entity);
+    // The procedural fallback gets the face too (cheap), for lines the neural renderer
+    // cannot render ahead in time; a full queue there only costs that fallback.
+    rt.fallback_ready = false;
+    if let Some(f) = io.worker.fallback.as_ref() {
+        let _ = f
+            .set_paste_back(key, prepared.paste.clone())
+            .and_then(|()| f.set_identity(key, prepared.identity.clone(), prepared.rig.clone()));
+    }
     let sent = w
         .set_paste_back(key, prepared.paste)
         .and_then(|()| w.set_identity(key, prepared.identity, prepared.rig));

@@ -24,6 +24,10 @@ use crate::worker::Worker;
 #[derive(Resource, Default)]
 pub(crate) struct WorkerRes {
     pub(crate) worker: Option<Worker>,
+    /// The procedural worker, kept beside the neural one once that has been adopted: a
+    /// line that render-ahead cannot prepare within `max_render_ahead_wait` is rendered
+    /// here instead (see [`ActiveLine::procedural`]).
+    pub(crate) fallback: Option<Worker>,
     /// Audio2Lip, when its checkpoint loaded: mouth coefficients for the neural renderer.
     pub(crate) audio2lip: Option<Arc<Audio2Lip>>,
     /// Which entity each registered identity belongs to.
@@ -35,6 +39,8 @@ pub(crate) struct WorkerRes {
     pub(crate) frame_secs: f64,
     /// Rendered-frame count when `frame_secs` was last updated.
     pub(crate) frame_secs_seen: u64,
+    /// Stale requests the workers had skipped when last counted into the diagnostics.
+    pub(crate) stale_seen: u64,
 }
 
 /// A line whose frames are being rendered ahead: its audio starts later.
@@ -99,6 +105,9 @@ pub(crate) struct ActiveLine {
     pub(crate) waiting: Option<Box<WaitingAudio>>,
     /// A baked face clip the line's faces are played from (no frames are rendered).
     pub(crate) clip: Option<(crate::clip::FaceClip, crate::clip::ClipCursor)>,
+    /// The line's frames come from the procedural fallback worker: the neural renderer
+    /// could not render it ahead within `max_render_ahead_wait`.
+    pub(crate) procedural: bool,
 }
 
 impl ActiveLine {
@@ -139,6 +148,8 @@ pub struct FaceRuntime {
     pub(crate) buffer: BTreeMap<i64, (u32, FaceFrame)>,
     pub(crate) shown: Option<i64>,
     pub(crate) last_motion: Option<MotionFrame>,
+    /// The fallback worker ([`WorkerRes::fallback`]) has this face's identity.
+    pub(crate) fallback_ready: bool,
 }
 
 impl FaceRuntime {

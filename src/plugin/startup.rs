@@ -130,13 +130,23 @@ pub(crate) fn adopt_neural_renderer(
     if settings.retain_freed_memory && crate::heap::retain_freed_memory() {
         debug!("bevy_edtalk: glibc keeps freed frame activations for reuse");
     }
-    // The procedural worker stops when dropped; every face registers again.
-    worker.worker = Some(neural);
+    // The procedural worker stays as the per-line fallback; every face registers again
+    // (with both).
+    worker.fallback = worker.worker.replace(neural);
     worker.audio2lip = Some(audio2lip);
     worker.faces.clear();
     // The new worker counts from zero, and its speed is its own.
     worker.frame_secs = 0.0;
     worker.frame_secs_seen = 0;
+    worker.stale_seen = worker
+        .fallback
+        .iter()
+        .map(|w| {
+            w.stats()
+                .dropped_stale
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+        .sum();
     worker.fps_window.1 = 0;
     for (entity, mut rt) in &mut faces {
         let key = rt.key;
@@ -144,6 +154,7 @@ pub(crate) fn adopt_neural_renderer(
         rt.outstanding.clear();
         rt.registration = Registration::None;
         rt.registered = None;
+        rt.fallback_ready = false;
         out.commands.entity(entity).insert(NeedsRegistration);
     }
     out.diag.backend = Some(Backend::Neural);

@@ -86,6 +86,7 @@ pub(crate) fn handle_speak_stream(
             follows: None,
             waiting: None,
             clip: None,
+            procedural: false,
         });
     }
 }

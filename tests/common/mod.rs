@@ -73,6 +73,19 @@ pub fn step(app: &mut App) {
     std::thread::sleep(Duration::from_millis(15));
 }
 
+/// One game frame that also takes [`DT`] of wall time, for tests where the worker's own
+/// speed matters (render-ahead measures it).
+pub fn realtime_step(app: &mut App) {
+    let t0 = std::time::Instant::now();
+    app.world_mut()
+        .non_send_mut::<EdTalkAudio>()
+        .advance_mock(DT);
+    app.update();
+    if let Some(rest) = Duration::from_secs_f64(DT).checked_sub(t0.elapsed()) {
+        std::thread::sleep(rest);
+    }
+}
+
 /// `frames` game frames.
 pub fn settle(app: &mut App, frames: usize) {
     for _ in 0..frames {
