@@ -111,12 +111,13 @@ fn stats(diag: Res<EdTalkDiagnostics>, mut text: Query<&mut Text, With<Stats>>) 
         let backend = diag.backend.map_or("starting".into(), |b| b.to_string());
         text.0 = format!(
             "{backend} | inference {:.2} ms/face ({:.0} faces/s) | rendered {} shown {} \
-             dropped {} late {} | worker restarts {}",
+             dropped {} skipped {} late {} | worker restarts {}",
             diag.inference_ms_per_frame,
             diag.inference_fps,
             diag.frames_rendered,
             diag.frames_shown,
             diag.frames_dropped,
+            diag.frames_skipped,
             diag.frames_late,
             diag.worker_restarts,
         );

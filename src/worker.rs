@@ -64,6 +64,10 @@ pub struct FrameJob {
     pub epoch: u32,
     /// What the face does in this frame.
     pub motion: MotionFrame,
+    /// Rendered even once the playhead has passed `index`. For idle frames on a renderer
+    /// slower than real time: a late idle frame is still the newest picture of the face,
+    /// and skipping it would leave the face frozen.
+    pub late_ok: bool,
 }
 
 /// What the worker reports.
@@ -476,7 +480,7 @@ impl WorkerThread {
         {
             let heads = self.playheads.lock().unwrap_or_else(|p| p.into_inner());
             let before = jobs.len();
-            jobs.retain(|j| heads.get(&j.identity).is_none_or(|&h| j.index >= h));
+            jobs.retain(|j| j.late_ok || heads.get(&j.identity).is_none_or(|&h| j.index >= h));
             let dropped = (before - jobs.len()) as u64;
             self.stats
                 .dropped_stale
@@ -619,6 +623,7 @@ mod tests {
             index,
             epoch: 0,
             motion,
+            late_ok: false,
         }
     }
 

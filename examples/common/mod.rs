@@ -41,11 +41,29 @@ fn take_screenshot(
     mut commands: Commands,
     time: Res<Time<Real>>,
     mut plan: ResMut<ScreenshotPlan>,
+    diag: Option<Res<bevy_edtalk::plugin::EdTalkDiagnostics>>,
+    mut game_frames: Local<u32>,
 ) {
+    *game_frames += 1;
     if plan.taken || time.elapsed_secs() < plan.after {
         return;
     }
     plan.taken = true;
+    // What a smoke run checks besides the picture: frames dropped and late.
+    if let Some(d) = diag {
+        info!(
+            "bevy_edtalk diagnostics: backend {:?}, rendered {}, shown {}, dropped {}, \
+             skipped {}, late {}, {:.1} ms per face frame; game {:.1} fps",
+            d.backend,
+            d.frames_rendered,
+            d.frames_shown,
+            d.frames_dropped,
+            d.frames_skipped,
+            d.frames_late,
+            d.inference_ms_per_frame,
+            *game_frames as f32 / time.elapsed_secs()
+        );
+    }
     info!("saving screenshot to {}", plan.path.display());
     commands
         .spawn(Screenshot::primary_window())

@@ -11,9 +11,13 @@ pub struct EdTalkDiagnostics {
     pub frames_rendered: u64,
     /// Faces uploaded to textures.
     pub frames_shown: u64,
-    /// Rendered faces never shown (a newer one was ready first, or they arrived after an
-    /// emotion change made them outdated), plus requests the worker skipped as stale.
+    /// Rendered faces never shown because they came too late (after their time, or after
+    /// an emotion change made them outdated), plus requests the worker skipped as stale.
+    /// Zero when the renderer keeps up (render-ahead, paced idle faces).
     pub frames_dropped: u64,
+    /// Faces rendered in time but never shown because the game's own frame rate is below
+    /// the faces' (25 fps): several face frames fell between two game frames.
+    pub frames_skipped: u64,
     /// Game frames on which a talking face wanted a newer frame than it had: the last
     /// frame stayed up.
     pub frames_late: u64,

@@ -12,6 +12,7 @@ use super::portraits::new_face_image;
 use super::runtime::{FaceRuntime, Registration, WorkerRes, identity_of, report};
 use super::settings::EdTalkSettings;
 use super::speech;
+use crate::render::Backend;
 use crate::worker::{FrameJob, WorkerEvent};
 
 type RequestFace = (
@@ -26,13 +27,17 @@ pub(crate) fn request_frames(
     mut faces: Query<RequestFace>,
     worker: Res<WorkerRes>,
     settings: Res<EdTalkSettings>,
+    time: Res<Time>,
     mut diag: ResMut<EdTalkDiagnostics>,
 ) {
     let Some(w) = worker.worker.as_ref() else {
         return;
     };
     let fps = settings.fps();
-    let ahead = (settings.prebuffer_secs() * fps).ceil() as i64;
+    // At least two game frames ahead: a game slower than the faces' frame rate would
+    // otherwise reach each frame before it is rendered (capped: a hitch is not a rate).
+    let game_frame = (time.delta_secs() * 2.0).min(0.5);
+    let ahead = (settings.prebuffer_secs().max(game_frame) * fps).ceil() as i64;
     // Jobs for the main worker, and for the procedural fallback (lines it renders).
     let mut jobs = Vec::new();
     let mut fallback_jobs = Vec::new();
@@ -40,17 +45,23 @@ pub(crate) fn request_frames(
     let default_idle = IdleMotion::default();
     // Idle faces on a renderer slower than real time are paced (see `paced_idle_key`):
     // frames in flight on the main worker decide when a new one would be rendered.
-    let slow = worker.frame_secs * IDLE_MARGIN > 1.0 / fps as f64;
+    // The neural renderer counts as slow until measured: its first frames take seconds.
+    let neural = w.backend() == Backend::Neural;
+    let slow = worker.frame_secs * IDLE_MARGIN > 1.0 / fps as f64
+        || (neural && worker.frame_secs_seen == 0);
     let mut in_flight: usize = faces
         .iter()
         .filter(|(_, rt, ..)| !rt.line.as_ref().is_some_and(|l| l.procedural))
-        .map(|(_, rt, ..)| rt.outstanding.len())
+        .map(|(_, rt, ..)| rt.outstanding.len() + usize::from(rt.paced.is_some()))
         .sum();
     for (entity, mut rt, emotion, idle) in &mut faces {
-        if rt.registration != Registration::Ready {
+        let rt = &mut *rt;
+        let procedural_line = rt.fallback_ready && rt.line.as_ref().is_some_and(|l| l.procedural);
+        // A line on the procedural fallback plays even before the neural renderer has
+        // taken the face.
+        if rt.registration != Registration::Ready && !procedural_line {
             continue;
         }
-        let rt = &mut *rt;
         if rt.line.as_ref().is_some_and(|l| l.clip.is_some()) {
             // A baked clip plays: nothing to render until it ends.
             rt.requested_upto = rt.requested_upto.max(rt.key);
@@ -65,10 +76,7 @@ pub(crate) fn request_frames(
         }
         let id = identity_of(entity);
         w.set_playhead(id, rt.key);
-        let fallback = worker
-            .fallback
-            .as_ref()
-            .filter(|_| rt.fallback_ready && rt.line.as_ref().is_some_and(|l| l.procedural));
+        let fallback = worker.fallback.as_ref().filter(|_| procedural_line);
         if let Some(f) = fallback {
             f.set_playhead(id, rt.key);
         }
@@ -78,13 +86,16 @@ pub(crate) fn request_frames(
             &mut jobs
         };
         let mut from = rt.requested_upto.max(rt.key - 1) + 1;
-        // Render-ahead: the whole line, before its audio starts.
+        // Render-ahead: the whole line before its audio starts, a few frames at a time
+        // (what is queued is wasted if the line falls back to the procedural renderer).
         let mut to = match &rt.line {
-            Some(l) if l.waiting.is_some() => l.base_key + l.motion.len() as i64 - 1,
+            Some(l) if l.waiting.is_some() => (l.base_key + l.motion.len() as i64 - 1)
+                .min(from + AHEAD_IN_FLIGHT as i64 - 1 - rt.outstanding.len() as i64),
             _ => rt.key + ahead,
         };
-        if slow && rt.line.is_none() {
-            if !rt.outstanding.is_empty() {
+        let paced = slow && rt.line.is_none();
+        if paced {
+            if !rt.outstanding.is_empty() || rt.paced.is_some() {
                 continue;
             }
             // Never before a frame already asked for: a newer frame would overtake it.
@@ -108,13 +119,18 @@ pub(crate) fn request_frames(
                 continue; // Nothing moves: the face on screen stays right.
             }
             rt.last_motion = Some(motion.clone());
-            rt.outstanding.insert(key);
+            if paced {
+                rt.paced = Some(key);
+            } else {
+                rt.outstanding.insert(key);
+            }
             in_flight += usize::from(fallback.is_none());
             queue.push(FrameJob {
                 identity: id,
                 index: key,
                 epoch: rt.epoch,
                 motion,
+                late_ok: paced,
             });
         }
         requested.push((entity, last, fallback.is_some()));
@@ -138,6 +154,7 @@ pub(crate) fn request_frames(
             } else {
                 let upto = rt.requested_upto;
                 rt.outstanding.retain(|&k| k <= upto);
+                rt.paced = rt.paced.filter(|&k| k <= upto);
                 rt.last_motion = None;
             }
         }
@@ -146,6 +163,9 @@ pub(crate) fn request_frames(
 
 /// Safety margin on the measured frame time when pacing idle faces.
 const IDLE_MARGIN: f64 = 1.3;
+
+/// Most frames of a line being rendered ahead that are queued on the worker at once.
+const AHEAD_IN_FLIGHT: usize = 8;
 
 /// The key of an idle face's next frame on a renderer slower than real time: the one the
 /// face will be at when the worker gets to it, behind the `in_flight` frames queued
@@ -194,6 +214,9 @@ pub(crate) fn collect_frames(
                     continue;
                 };
                 rt.outstanding.remove(&index);
+                if rt.paced == Some(index) {
+                    rt.paced = None;
+                }
                 let current = epoch == rt.epoch || index <= rt.invalid_after;
                 if current && rt.shown.is_none_or(|s| index > s) {
                     rt.buffer.insert(index, (epoch, frame));
@@ -234,6 +257,13 @@ pub(crate) fn collect_frames(
                 );
             }
             WorkerEvent::RenderFailed { identities, error } => {
+                // Their paced idle frames will not come: ask again.
+                for id in &identities {
+                    if let Some(mut rt) = worker.faces.get(id).and_then(|e| faces.get_mut(*e).ok())
+                    {
+                        rt.paced = None;
+                    }
+                }
                 let entity = identities
                     .first()
                     .and_then(|i| worker.faces.get(i).copied());
@@ -257,6 +287,7 @@ pub(crate) fn collect_frames(
                     let k = rt.key;
                     rt.requested_upto = rt.requested_upto.min(k);
                     rt.outstanding.clear();
+                    rt.paced = None;
                     rt.last_motion = None;
                 }
             }
@@ -356,15 +387,22 @@ pub(crate) fn upload_frames(
             continue;
         }
         let key = rt.key;
+        let previous = rt.uploaded_key.replace(key);
         // The newest frame at or before the key; older ones were overtaken before they
-        // could be shown.
-        let mut newest = None;
+        // could be shown. One whose time came since the last game frame was on time: the
+        // game's own frame rate is below the face's (skipped). One whose time had come
+        // before arrived too late (dropped).
+        let mut newest: Option<(i64, _)> = None;
         while let Some((k, _)) = rt.buffer.first_key_value() {
             if *k > key {
                 break;
             }
-            if newest.is_some() {
-                diag.frames_dropped += 1;
+            if let Some((overtaken, _)) = &newest {
+                if previous.is_some_and(|p| *overtaken > p) {
+                    diag.frames_skipped += 1;
+                } else {
+                    diag.frames_dropped += 1;
+                }
             }
             newest = rt.buffer.pop_first();
         }

@@ -12,11 +12,13 @@ use super::components::EmotionTarget;
 use super::emotions::Emotions;
 use super::messages::*;
 use super::runtime::{
-    ActiveLine, FaceRuntime, PendingLine, ResolvedKeys, ScriptKey, WaitingAudio, WorkerRes, report,
+    ActiveLine, FaceRuntime, PendingLine, Registration, ResolvedKeys, ScriptKey, WaitingAudio,
+    WorkerRes, report,
 };
 use super::settings::EdTalkSettings;
 use super::speech;
 use super::track_asset::{FaceClipAsset, MotionTrackAsset};
+use crate::render::Backend;
 
 /// Ends the face's line, if any, and says so (message and entity event).
 pub(crate) fn end_line(
@@ -319,11 +321,27 @@ pub(crate) fn start_prepared_lines(
                 let plan = if clip.is_some() {
                     AheadPlan::No // Baked: nothing to render.
                 } else {
-                    render_ahead_plan(&assets.settings, assets.worker.frame_secs, to_render)
+                    let ready = rt.registration == Registration::Ready;
+                    render_ahead_plan(&assets.settings, &assets.worker, ready, to_render)
                 };
                 let mut procedural = false;
                 let waiting = match plan {
                     AheadPlan::No => None,
+                    AheadPlan::NotRegistered => {
+                        procedural = assets.worker.fallback.is_some() && rt.fallback_ready;
+                        report(
+                            &mut out.errors,
+                            Some(entity),
+                            EdTalkErrorKind::Worker,
+                            format!(
+                                "the neural renderer is still preparing this face's portrait: \
+                                 {} is {}",
+                                line_name(&pending.request.tag),
+                                fallback_note(procedural),
+                            ),
+                        );
+                        None
+                    }
                     AheadPlan::TooLong(wait) => {
                         procedural = assets.worker.fallback.is_some() && rt.fallback_ready;
                         report(
@@ -331,10 +349,10 @@ pub(crate) fn start_prepared_lines(
                             Some(entity),
                             EdTalkErrorKind::Worker,
                             format!(
-                                "render-ahead would hold `{}` for {wait:.1} s, above the \
-                                 {:.1} s allowed (max_render_ahead_wait): {} (bake the line \
+                                "render-ahead would hold {} for {wait:.1} s, above the \
+                                 {:.1} s allowed (max_render_ahead_wait): it is {} (bake the line \
                                  into a face clip to ship it with neural faces)",
-                                pending.request.tag,
+                                line_name(&pending.request.tag),
                                 assets.settings.max_wait_secs(),
                                 fallback_note(procedural),
                             ),
@@ -408,12 +426,21 @@ pub(crate) fn start_prepared_lines(
     }
 }
 
+/// A line as messages name it: by its tag when it has one.
+fn line_name(tag: &str) -> String {
+    if tag.is_empty() {
+        "the line".into()
+    } else {
+        format!("line `{tag}`")
+    }
+}
+
 /// What happens to a line that render-ahead cannot prepare in time.
 fn fallback_note(procedural: bool) -> &'static str {
     if procedural {
-        "the line is rendered with the procedural renderer"
+        "rendered with the procedural renderer"
     } else {
-        "playing at once, frames will drop"
+        "played at once, and frames will drop"
     }
 }
 
@@ -423,8 +450,11 @@ enum AheadPlan {
     No,
     /// Render ahead, then play.
     Wait,
-    /// It would wait this many seconds, above the setting: play at once (reported).
+    /// It would wait this many seconds, above the setting: the procedural fallback renders
+    /// the line (or it plays at once without one); reported.
     TooLong(f64),
+    /// The slow renderer has not taken the face's portrait yet: as `TooLong`.
+    NotRegistered,
 }
 
 /// Safety margin on the measured frame time (frame times vary).
@@ -443,9 +473,34 @@ pub(crate) fn frames_before_start(n: usize, r: f64, fps: f64) -> usize {
     (0..=n).find(|&k| fits(k)).unwrap_or(n)
 }
 
-fn render_ahead_plan(settings: &EdTalkSettings, r: f64, frames: usize) -> AheadPlan {
+fn render_ahead_plan(
+    settings: &EdTalkSettings,
+    worker: &WorkerRes,
+    registered: bool,
+    frames: usize,
+) -> AheadPlan {
     let fps = settings.fps() as f64;
-    if !settings.render_ahead || r * AHEAD_MARGIN <= 1.0 / fps {
+    let neural = worker
+        .worker
+        .as_ref()
+        .is_some_and(|w| w.backend() == Backend::Neural);
+    if !settings.render_ahead {
+        return AheadPlan::No;
+    }
+    if neural && !registered {
+        return AheadPlan::NotRegistered;
+    }
+    if worker.frame_secs_seen == 0 {
+        // Not measured yet: the procedural renderer keeps up; the neural one is held
+        // until its first frames say how fast it is (see `start_rendered_ahead`).
+        return if neural {
+            AheadPlan::Wait
+        } else {
+            AheadPlan::No
+        };
+    }
+    let r = worker.frame_secs;
+    if r * AHEAD_MARGIN <= 1.0 / fps {
         return AheadPlan::No;
     }
     let wait = frames_before_start(frames, r, fps) as f64 * r;
@@ -480,9 +535,19 @@ pub(crate) fn start_rendered_ahead(
         let have = (first..first + n as i64)
             .take_while(|k| rt.buffer.contains_key(k))
             .count();
-        let need = frames_before_start(n, assets.worker.frame_secs, fps);
+        // Until the renderer's speed is measured every frame counts as needed.
+        let r = assets.worker.frame_secs;
+        let measured = assets.worker.frame_secs_seen > 0;
+        let need = if measured {
+            frames_before_start(n, r, fps)
+        } else {
+            n
+        };
         let waited = now - wait.since;
-        let over = waited > assets.settings.max_wait_secs();
+        let max = assets.settings.max_wait_secs();
+        // Give up as soon as the rest would not fit in the allowed wait, not only at its end.
+        let rest = need.saturating_sub(have) as f64 * r * AHEAD_MARGIN;
+        let over = waited > max || (measured && waited + rest > max);
         if have < need && !over {
             continue;
         }
@@ -494,10 +559,10 @@ pub(crate) fn start_rendered_ahead(
                 entity,
                 EdTalkErrorKind::Worker,
                 format!(
-                    "render-ahead of `{}` reached max_render_ahead_wait ({:.1} s) with {have} \
-                     of {need} frames ready: {}",
-                    line.tag,
-                    assets.settings.max_wait_secs(),
+                    "render-ahead of {} cannot finish within max_render_ahead_wait ({:.1} s): \
+                     {have} of {need} frames ready after {waited:.1} s; it is {}",
+                    line_name(&line.tag),
+                    max,
                     fallback_note(procedural),
                 ),
             );

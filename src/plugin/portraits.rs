@@ -251,8 +251,8 @@ fn finish_registration(
     };
     let key = identity_of(entity);
     // The procedural fallback gets the face too (cheap), for lines the neural renderer
-    // cannot render ahead in time; a full queue there only costs that fallback.
-    rt.fallback_ready = false;
+    // cannot render ahead in time; a full queue there only costs that fallback. (It
+    // replaces an identity in order: frames asked for later use the new portrait.)
     if let Some(f) = io.worker.fallback.as_ref() {
         let _ = f
             .set_paste_back(key, prepared.paste.clone())

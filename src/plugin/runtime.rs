@@ -150,6 +150,11 @@ pub struct FaceRuntime {
     pub(crate) last_motion: Option<MotionFrame>,
     /// The fallback worker ([`WorkerRes::fallback`]) has this face's identity.
     pub(crate) fallback_ready: bool,
+    /// The paced idle frame in flight on a slow renderer (its key): rendered even if late,
+    /// so it counts neither as outstanding nor as late.
+    pub(crate) paced: Option<i64>,
+    /// The key at the last texture upload.
+    pub(crate) uploaded_key: Option<i64>,
 }
 
 impl FaceRuntime {
@@ -161,6 +166,7 @@ impl FaceRuntime {
         self.outstanding.retain(|&k| k <= after);
         self.requested_upto = self.requested_upto.min(after);
         self.last_motion = None;
+        self.paced = None;
     }
 }
 

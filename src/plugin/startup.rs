@@ -149,12 +149,24 @@ pub(crate) fn adopt_neural_renderer(
         .sum();
     worker.fps_window.1 = 0;
     for (entity, mut rt) in &mut faces {
+        // The procedural worker, now the fallback, already has the faces it rendered; a
+        // line already playing finishes on it (it was planned for that renderer's speed).
+        rt.fallback_ready = rt.registration == Registration::Ready;
+        if let Some(line) = rt.line.as_mut()
+            && line.waiting.is_none()
+            && line.clip.is_none()
+        {
+            line.procedural = true;
+        }
+        // A line still being prepared is analysed again, with Audio2Lip's mouth.
+        if let Some(pending) = rt.pending.as_mut() {
+            pending.task = None;
+        }
         let key = rt.key;
         rt.invalidate(key);
         rt.outstanding.clear();
         rt.registration = Registration::None;
         rt.registered = None;
-        rt.fallback_ready = false;
         out.commands.entity(entity).insert(NeedsRegistration);
     }
     out.diag.backend = Some(Backend::Neural);
