@@ -203,9 +203,9 @@ def main():
         "[%.1f, %.1f]" % tuple(r) for r in RANGE) + "];")
     print("pub const CROP_CORRECTION: [[f32; 11]; 4] = [")
     for row in coef:
-        print("    [" + ", ".join("%.6e" % v for v in row) + "],")
+        print("    [" + ", ".join("%.7g" % v for v in row) + "],")
     print("];")
-    print("const ANCHOR_CORRECTION: [f32; 4] = [" + ", ".join("%.6e" % v for v in anchor) + "];")
+    print("const ANCHOR_CORRECTION: [f32; 4] = [" + ", ".join("%.7g" % v for v in anchor) + "];")
 
 
 if __name__ == "__main__":

@@ -379,7 +379,7 @@ pub const CROP_CORRECTION: [[f32; 11]; 4] = [
         0.0,
         0.0,
         -2.029414e-03,
-        3.103970e-03,
+        3.10397e-03,
         0.0,
         0.0,
         0.0,
@@ -444,7 +444,7 @@ const CROP_FEATURE_RANGE: [[f32; 2]; 10] = [
 
 /// The correction hand-placed anchors get (they have no nose tip): [`CROP_CORRECTION`]'s
 /// prediction averaged over its calibration faces (`da`, `db`, `dtx`, `dty`).
-const ANCHOR_CORRECTION: [f32; 4] = [-1.596300e-03, 3.724872e-03, 2.018084e+00, -1.441061e+00];
+const ANCHOR_CORRECTION: [f32; 4] = [-1.5963e-03, 3.724872e-03, 2.018084e+00, -1.441061e+00];
 
 /// The crop-space similarity of correction parameters `[da, db, dtx, dty]` (see
 /// [`CROP_CORRECTION`]); the identity when they are not finite or shrink the crop to
