@@ -159,6 +159,12 @@ def report(faces, coef, label):
     return ds
 
 
+def rust_float(v):
+    """An f32 literal clippy accepts (no digits beyond f32 precision)."""
+    t = "%.7g" % v
+    return t if ("." in t or "e" in t) else t + ".0"
+
+
 def main():
     faces = load(sys.argv[1])
     calib = [f for f in faces if f["set"].startswith("dlib")]
@@ -203,9 +209,9 @@ def main():
         "[%.1f, %.1f]" % tuple(r) for r in RANGE) + "];")
     print("pub const CROP_CORRECTION: [[f32; 11]; 4] = [")
     for row in coef:
-        print("    [" + ", ".join("%.7g" % v for v in row) + "],")
+        print("    [" + ", ".join(rust_float(v) for v in row) + "],")
     print("];")
-    print("const ANCHOR_CORRECTION: [f32; 4] = [" + ", ".join("%.7g" % v for v in anchor) + "];")
+    print("const ANCHOR_CORRECTION: [f32; 4] = [" + ", ".join(rust_float(v) for v in anchor) + "];")
 
 
 if __name__ == "__main__":
