@@ -88,9 +88,14 @@ pub(crate) fn request_frames(
         let mut from = rt.requested_upto.max(rt.key - 1) + 1;
         // Render-ahead: the whole line before its audio starts, a few frames at a time
         // (what is queued is wasted if the line falls back to the procedural renderer).
+        // On a slow renderer a line goes on that way once its audio has started, so the
+        // worker never idles while frames of the line are still to come.
+        let window = from + AHEAD_IN_FLIGHT as i64 - 1 - rt.outstanding.len() as i64;
         let mut to = match &rt.line {
-            Some(l) if l.waiting.is_some() => (l.base_key + l.motion.len() as i64 - 1)
-                .min(from + AHEAD_IN_FLIGHT as i64 - 1 - rt.outstanding.len() as i64),
+            Some(l) if l.waiting.is_some() => (l.base_key + l.motion.len() as i64 - 1).min(window),
+            Some(l) if slow && !l.procedural => (l.base_key + l.motion.len() as i64 - 1)
+                .min(window)
+                .max(rt.key + ahead),
             _ => rt.key + ahead,
         };
         let paced = slow && rt.line.is_none();
