@@ -93,9 +93,10 @@ pub(crate) fn request_frames(
         let window = from + AHEAD_IN_FLIGHT as i64 - 1 - rt.outstanding.len() as i64;
         let mut to = match &rt.line {
             Some(l) if l.waiting.is_some() => (l.base_key + l.motion.len() as i64 - 1).min(window),
-            Some(l) if slow && !l.procedural => (l.base_key + l.motion.len() as i64 - 1)
-                .min(window)
-                .max(rt.key + ahead),
+            // (Not past the line's end: paced idle frames follow it.)
+            Some(l) if slow && !l.procedural => {
+                (l.base_key + l.motion.len() as i64 - 1).min(window.max(rt.key + ahead))
+            }
             _ => rt.key + ahead,
         };
         let paced = slow && rt.line.is_none();
