@@ -9,7 +9,8 @@
 //! * `steady_state`: identity, EEM and pose cached, decode only (a talking character);
 //! * `steady_state_thread`: the same on a spawned thread, like the plugin's inference thread;
 //! * `batch4_per_frame`: steady state for four characters in one call, per frame;
-//! * `peak_rss_mb`: the process's peak resident memory (VmHWM).
+//! * `peak_rss_mb`: the process's peak resident memory (VmHWM) after all of these, the
+//!   four-character batch included (`bench --only memory` has the one-character figure).
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -289,13 +290,25 @@ pub fn set_threads(threads: usize) -> Result<(), BenchError> {
 /// Peak resident memory of this process in MiB (`VmHWM` of /proc/self/status); `None`
 /// where that file does not exist.
 pub fn peak_rss_mb() -> Option<f64> {
+    status_mb("VmHWM:")
+}
+
+/// A `kB` field of /proc/self/status in MiB.
+fn status_mb(field: &str) -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
 }
 
-fn random_images(
+/// Resident memory of this process now in MiB (`VmRSS`); `None` where
+/// /proc/self/status does not exist.
+pub fn rss_mb() -> Option<f64> {
+    status_mb("VmRSS:")
+}
+
+/// `n` random images `(n, 3, size, size)` in [-1, 1].
+pub(crate) fn random_images(
     rng: &mut NormalStream,
     n: usize,
     size: usize,
@@ -308,7 +321,13 @@ fn random_images(
     Tensor::from_vec(v, (n, 3, size, size), dev)
 }
 
-fn coeffs(rng: &mut NormalStream, n: usize, d: usize, dev: &Device) -> candle_core::Result<Tensor> {
+/// `(n, d)` random coefficients.
+pub(crate) fn coeffs(
+    rng: &mut NormalStream,
+    n: usize,
+    d: usize,
+    dev: &Device,
+) -> candle_core::Result<Tensor> {
     let v: Vec<f32> = (0..n * d).map(|_| rng.next_normal() * 0.3).collect();
     Tensor::from_vec(v, (n, d), dev)
 }
@@ -418,8 +437,8 @@ pub fn run_on(
 
     let layout = generator_layout(&OFFICIAL_CHANNELS, STYLE_DIM, true);
     let gen_weights = random_state_dict(&layout, 0x00ED_7A1C)?;
-    let generator = Generator::from_tensors(&gen_weights, device, dtype)?;
-    drop(gen_weights);
+    // Given away, so that each raw tensor is freed once its layer is built.
+    let generator = Generator::from_state_dict(gen_weights, device, dtype)?;
     let size = generator.size();
 
     let mut rng = NormalStream::new(7);
