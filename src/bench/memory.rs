@@ -1,5 +1,6 @@
 //! Memory of the neural renderer (`edtalk bench --only memory`), stage by stage, for the
-//! full-size generator with seeded random weights, run the way the plugin runs it: one
+//! full-size generator (`EDTalk.pt`/`.safetensors` from `--ckpts` when there is one, else
+//! seeded random weights built in memory), run the way the plugin runs it: one
 //! generator, each character's identity and expression cached, all characters decoded in
 //! one batched call per frame.
 //!
@@ -13,6 +14,7 @@
 //! Figures are in MiB. The peak is the process's, so `edtalk bench` runs this group before
 //! any other.
 
+use candle_core::DType;
 use serde_json::json;
 
 use super::neural::{
@@ -20,6 +22,7 @@ use super::neural::{
     random_images, random_state_dict, rss_mb, set_threads,
 };
 use super::{BenchOptions, emit};
+use crate::model::ckpt_dir::CheckpointDir;
 use crate::model::{ExpressionFeats, Generator, Identity};
 
 /// Characters decoded together at the last stage.
@@ -52,11 +55,18 @@ pub fn run(opts: &BenchOptions) -> Result<serde_json::Value, BenchError> {
     let frames = if opts.quick { 1 } else { 4 };
     stage(opts, "start");
 
-    let layout = generator_layout(&OFFICIAL_CHANNELS, STYLE_DIM, true);
-    let weights = random_state_dict(&layout, 0x00ED_7A1C)?;
-    stage(opts, "state_dict");
-    // The map is given away, so each raw tensor goes as its layer is built.
-    let generator = Generator::from_state_dict(weights, &device, candle_core::DType::F32)?;
+    let file = CheckpointDir::scan(&opts.ckpt_dir).edtalk;
+    let generator = match &file {
+        // The plugin's path: the file read into a state dict, then built.
+        Some(path) => Generator::load(path, &device, DType::F32)?,
+        None => {
+            let layout = generator_layout(&OFFICIAL_CHANNELS, STYLE_DIM, true);
+            let weights = random_state_dict(&layout, 0x00ED_7A1C)?;
+            stage(opts, "state_dict");
+            // The map is given away, so each raw tensor goes as its layer is built.
+            Generator::from_state_dict(weights, &device, DType::F32)?
+        }
+    };
     stage(opts, "generator");
 
     let mut rng = NormalStream::new(7);
@@ -88,6 +98,7 @@ pub fn run(opts: &BenchOptions) -> Result<serde_json::Value, BenchError> {
         "bench": "memory",
         "threads": opts.threads,
         "malloc": if opts.retain_freed_memory { "retain_freed_memory" } else { "default" },
+        "weights": file.map_or("random".into(), |p| p.display().to_string()),
         "peak_rss_mb": round1(peaks[0]),
         "per_extra_character_mb": round1(per_extra),
         "characters_measured": MAX_CHARACTERS,
