@@ -11,6 +11,9 @@
 //! * `batch4_per_frame`: steady state for four characters in one call, per frame;
 //! * `peak_rss_mb`: the process's peak resident memory (VmHWM) after all of these, the
 //!   four-character batch included (`bench --only memory` has the one-character figure).
+//!
+//! Each timed figure also has `cpu_ms_per_frame`, the process's CPU time (all threads) per
+//! frame: on a shared machine it moves less with others' load than the wall time.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -345,11 +348,25 @@ pub fn minor_faults() -> Option<u64> {
         .ok()
 }
 
+/// CPU time of this process so far (all threads, user + system) in milliseconds (Linux).
+/// On a shared machine wall time swings with other processes' load; CPU time counts only
+/// while this process runs, so it compares builds better there.
+pub fn cpu_time_ms() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    // utime and stime (fields 14 and 15) count USER_HZ ticks, 100 per second on Linux.
+    Some((utime + stime) * 10.0)
+}
+
 /// Per-call cost of a timed loop.
 struct PerCall {
     ms: f64,
     /// Minor page faults per call, where the OS reports them.
     faults: Option<f64>,
+    /// CPU milliseconds per call (all threads), where the OS reports them.
+    cpu_ms: Option<f64>,
 }
 
 /// Times `f` over `frames` calls after one warm-up call.
@@ -359,6 +376,7 @@ fn time_per_call(
 ) -> Result<PerCall, BenchError> {
     f(0)?;
     let faults0 = minor_faults();
+    let cpu0 = cpu_time_ms();
     let start = Instant::now();
     for i in 0..frames {
         f(i + 1)?;
@@ -367,7 +385,10 @@ fn time_per_call(
     let faults = faults0
         .zip(minor_faults())
         .map(|(a, b)| (b - a) as f64 / frames as f64);
-    Ok(PerCall { ms, faults })
+    let cpu_ms = cpu0
+        .zip(cpu_time_ms())
+        .map(|(a, b)| (b - a) / frames as f64);
+    Ok(PerCall { ms, faults, cpu_ms })
 }
 
 fn sync(t: &Tensor) -> Result<(), BenchError> {
@@ -415,6 +436,10 @@ pub fn run_on(
         v["ms_per_frame"] = json!((per_frame * 10.0).round() / 10.0);
         if let Some(f) = call.faults {
             v["page_faults_per_call"] = json!(f.round());
+        }
+        if let Some(c) = call.cpu_ms {
+            // Per frame as the wall figure is (a batch call's CPU time shared out).
+            v["cpu_ms_per_frame"] = json!((c * per_frame / call.ms).round());
         }
         if let (Some(obj), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
             obj.extend(extra.clone());
