@@ -173,6 +173,8 @@ impl Generator {
         };
         let basis = q_exp.as_ref().unwrap_or(&q_lipnonlip);
         let basis_t = w.finish(basis.t()?.contiguous()?)?;
+        drop(map);
+        crate::heap::release_free_memory();
         Ok(Self {
             variant,
             enc,
