@@ -5,7 +5,7 @@
 //! one batched call per frame.
 //!
 //! One JSON line per stage with the resident memory now (`rss_mb`, VmRSS) and the peak so
-//! far (`peak_rss_mb`, VmHWM), then two summary lines:
+//! far (`peak_rss_mb`, VmHWM), then one summary line:
 //! * `memory`: `peak_rss_mb` with one talking character (weights loaded, identity encoded,
 //!   frames decoded), and `per_extra_character_mb`, the growth of that peak per character
 //!   added to the same generator (its identity and expression caches, and its share of
