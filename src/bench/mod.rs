@@ -3,6 +3,7 @@
 
 pub mod align;
 pub mod layers;
+pub mod memory;
 pub mod neural;
 #[cfg(feature = "plugin")]
 pub mod plugin;

@@ -9,7 +9,11 @@
 //! * `steady_state`: identity, EEM and pose cached, decode only (a talking character);
 //! * `steady_state_thread`: the same on a spawned thread, like the plugin's inference thread;
 //! * `batch4_per_frame`: steady state for four characters in one call, per frame;
-//! * `peak_rss_mb`: the process's peak resident memory (VmHWM).
+//! * `peak_rss_mb`: the process's peak resident memory (VmHWM) after all of these, the
+//!   four-character batch included (`bench --only memory` has the one-character figure).
+//!
+//! Each timed figure also has `cpu_ms_per_frame`, the process's CPU time (all threads) per
+//! frame: on a shared machine it moves less with others' load than the wall time.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -289,13 +293,25 @@ pub fn set_threads(threads: usize) -> Result<(), BenchError> {
 /// Peak resident memory of this process in MiB (`VmHWM` of /proc/self/status); `None`
 /// where that file does not exist.
 pub fn peak_rss_mb() -> Option<f64> {
+    status_mb("VmHWM:")
+}
+
+/// A `kB` field of /proc/self/status in MiB.
+fn status_mb(field: &str) -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
 }
 
-fn random_images(
+/// Resident memory of this process now in MiB (`VmRSS`); `None` where
+/// /proc/self/status does not exist.
+pub fn rss_mb() -> Option<f64> {
+    status_mb("VmRSS:")
+}
+
+/// `n` random images `(n, 3, size, size)` in [-1, 1].
+pub(crate) fn random_images(
     rng: &mut NormalStream,
     n: usize,
     size: usize,
@@ -308,7 +324,13 @@ fn random_images(
     Tensor::from_vec(v, (n, 3, size, size), dev)
 }
 
-fn coeffs(rng: &mut NormalStream, n: usize, d: usize, dev: &Device) -> candle_core::Result<Tensor> {
+/// `(n, d)` random coefficients.
+pub(crate) fn coeffs(
+    rng: &mut NormalStream,
+    n: usize,
+    d: usize,
+    dev: &Device,
+) -> candle_core::Result<Tensor> {
     let v: Vec<f32> = (0..n * d).map(|_| rng.next_normal() * 0.3).collect();
     Tensor::from_vec(v, (n, d), dev)
 }
@@ -326,11 +348,25 @@ pub fn minor_faults() -> Option<u64> {
         .ok()
 }
 
+/// CPU time of this process so far (all threads, user + system) in milliseconds (Linux).
+/// On a shared machine wall time swings with other processes' load; CPU time counts only
+/// while this process runs, so it compares builds better there.
+pub fn cpu_time_ms() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    // utime and stime (fields 14 and 15) count USER_HZ ticks, 100 per second on Linux.
+    Some((utime + stime) * 10.0)
+}
+
 /// Per-call cost of a timed loop.
 struct PerCall {
     ms: f64,
     /// Minor page faults per call, where the OS reports them.
     faults: Option<f64>,
+    /// CPU milliseconds per call (all threads), where the OS reports them.
+    cpu_ms: Option<f64>,
 }
 
 /// Times `f` over `frames` calls after one warm-up call.
@@ -340,6 +376,7 @@ fn time_per_call(
 ) -> Result<PerCall, BenchError> {
     f(0)?;
     let faults0 = minor_faults();
+    let cpu0 = cpu_time_ms();
     let start = Instant::now();
     for i in 0..frames {
         f(i + 1)?;
@@ -348,7 +385,10 @@ fn time_per_call(
     let faults = faults0
         .zip(minor_faults())
         .map(|(a, b)| (b - a) as f64 / frames as f64);
-    Ok(PerCall { ms, faults })
+    let cpu_ms = cpu0
+        .zip(cpu_time_ms())
+        .map(|(a, b)| (b - a) / frames as f64);
+    Ok(PerCall { ms, faults, cpu_ms })
 }
 
 fn sync(t: &Tensor) -> Result<(), BenchError> {
@@ -397,6 +437,10 @@ pub fn run_on(
         if let Some(f) = call.faults {
             v["page_faults_per_call"] = json!(f.round());
         }
+        if let Some(c) = call.cpu_ms {
+            // Per frame as the wall figure is (a batch call's CPU time shared out).
+            v["cpu_ms_per_frame"] = json!((c * per_frame / call.ms).round());
+        }
         if let (Some(obj), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
             obj.extend(extra.clone());
         }
@@ -418,8 +462,8 @@ pub fn run_on(
 
     let layout = generator_layout(&OFFICIAL_CHANNELS, STYLE_DIM, true);
     let gen_weights = random_state_dict(&layout, 0x00ED_7A1C)?;
-    let generator = Generator::from_tensors(&gen_weights, device, dtype)?;
-    drop(gen_weights);
+    // Given away, so that each raw tensor is freed once its layer is built.
+    let generator = Generator::from_state_dict(gen_weights, device, dtype)?;
     let size = generator.size();
 
     let mut rng = NormalStream::new(7);

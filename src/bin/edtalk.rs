@@ -110,7 +110,7 @@ enum Command {
         /// Fewer iterations.
         #[arg(long)]
         quick: bool,
-        /// Only these groups (align, procedural, audio, plugin, neural; `audio2lip`, the mel + Audio2Lip part of `audio`; `layers`, per-layer conv
+        /// Only these groups (memory, align, procedural, audio, plugin, neural; `audio2lip`, the mel + Audio2Lip part of `audio`; `layers`, per-layer conv
         /// timings, runs only when named).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
@@ -665,6 +665,10 @@ fn bench(
         opts.threads = t.max(1);
     }
     let want = |g: &str| only.is_empty() || only.iter().any(|o| o == g);
+    // First: its peak is the process's, so nothing may run before it.
+    if want("memory") {
+        bevy_edtalk::bench::memory::run(&opts).map_err(|e| e.to_string())?;
+    }
     if want("align") {
         bevy_edtalk::bench::align::run(&opts);
     }

@@ -24,7 +24,7 @@ use crate::model::error::{ModelError, ModelResult};
 use crate::model::layers::EqualMlp;
 use crate::model::qr::qr;
 use crate::model::synthesis::{LevelTap, Synthesis, broadcast_batch};
-use crate::model::weights::Weights;
+use crate::model::weights::{StateDict, Weights};
 
 /// Which official checkpoint a [`Generator`] was built from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,7 +102,7 @@ impl Generator {
     /// state dict under `gen`) or a `.safetensors` file with the same names.
     pub fn load(path: &Path, device: &Device, dtype: DType) -> ModelResult<Self> {
         let map = load_state_dict(path, Some("gen"))?;
-        Self::from_tensors(&map, device, dtype).map_err(|e| ModelError::InFile {
+        Self::from_state_dict(map, device, dtype).map_err(|e| ModelError::InFile {
             path: path.to_owned(),
             source: Box::new(e),
         })
@@ -110,13 +110,26 @@ impl Generator {
 
     /// Builds a generator from a state dict with the official names (the contents of
     /// `ckpt['gen']`). Which variant it is, the widths, image size and bank sizes are all
-    /// read from the tensors. Tensors are converted to `dtype` on `device`.
+    /// read from the tensors. Tensors are converted to `dtype` on `device`. The caller's
+    /// map keeps the raw tensors alive; [`Generator::from_state_dict`] frees them as it goes.
     pub fn from_tensors(
         map: &HashMap<String, Tensor>,
         device: &Device,
         dtype: DType,
     ) -> ModelResult<Self> {
-        let w = Weights::new(map, device, dtype);
+        Self::from_state_dict(map.clone(), device, dtype)
+    }
+
+    /// [`Generator::from_tensors`] taking the map, so that each raw tensor is freed once
+    /// its layer is built: the load's peak memory is then about the built generator's
+    /// rather than the raw checkpoint's plus the generator's.
+    pub fn from_state_dict(
+        map: HashMap<String, Tensor>,
+        device: &Device,
+        dtype: DType,
+    ) -> ModelResult<Self> {
+        let map = StateDict::new(map);
+        let w = Weights::new(&map, device, dtype);
         let dir = w.get("direction_lipnonlip.weight", &[None, None])?;
         let (style_dim, lip_pose) = dir.dims2()?;
         let enc = EncoderApp::load(&w.pp("enc.net_app"), style_dim)?;
@@ -160,6 +173,8 @@ impl Generator {
         };
         let basis = q_exp.as_ref().unwrap_or(&q_lipnonlip);
         let basis_t = w.finish(basis.t()?.contiguous()?)?;
+        drop(map);
+        crate::heap::release_free_memory();
         Ok(Self {
             variant,
             enc,

@@ -32,8 +32,10 @@ use crate::model::error::{ModelError, ModelResult};
 /// GEMMs have depth C and its transforms cost a fixed amount per channel and tile, so it
 /// pays off on the wide layers: measured at the decoder's shapes on AVX-512 (one thread,
 /// `edtalk bench --only layers`), 512 channels at 32 px 30 ms vs 54 direct, 256 at 64 px
-/// 35 vs 50, but 128 at 128 px about even and 64 at 256 px slower.
-pub const WINOGRAD_MIN_CHANNELS: usize = 256;
+/// 35 vs 50. 128 at 128 px was about even at first; with today's kernels it is 46-89 ms
+/// vs 76-112 direct (three runs, two threads, 2-vCPU VM), so it runs as Winograd too;
+/// 64 at 256 px is within noise (108-113 vs 113-115) and stays direct.
+pub const WINOGRAD_MIN_CHANNELS: usize = 128;
 
 /// A convolution weight in the layout of these kernels: per kernel tap, `(k*k, O, C)`, or
 /// for a stride-1 "same" 3x3 conv the Winograd transform `(16, O, C)` (see the `winograd`
