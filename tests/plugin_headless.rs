@@ -668,9 +668,6 @@ fn a_broken_track_is_reported_and_the_line_plays_from_its_audio() {
     assert!(moved, "the line did not play from its audio");
 }
 
-/// One game frame in real time (the worker's frame times are wall-clock): audio and game
-/// time advance 40 ms and the frame lasts 40 ms.
-
 /// Plays the test line with a renderer that takes 70 ms a frame (under 25 fps): returns
 /// (frames dropped or late while the line played, seconds it waited for render-ahead).
 fn play_with_slow_renderer(render_ahead: bool) -> (u64, Option<f32>) {
