@@ -162,9 +162,9 @@ pub(crate) fn adopt_neural_renderer(
         if let Some(pending) = rt.pending.as_mut() {
             pending.task = None;
         }
-        let key = rt.key;
-        rt.invalidate(key);
-        rt.outstanding.clear();
+        // Frames already asked of the procedural worker still come (through the fallback's
+        // events) and are shown: nothing is dropped at the switch.
+        rt.last_motion = None;
         rt.registration = Registration::None;
         rt.registered = None;
         out.commands.entity(entity).insert(NeedsRegistration);
