@@ -241,7 +241,9 @@ pub(crate) fn collect_frames(
                         continue;
                     }
                     rt.registration = Registration::Ready;
-                    rt.requested_upto = rt.key;
+                    // From the current key, not again what another worker still renders
+                    // (the procedural one, when the neural renderer takes a face over).
+                    rt.requested_upto = rt.requested_upto.max(rt.key);
                     rt.last_motion = None;
                 }
             }
