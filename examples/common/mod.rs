@@ -53,12 +53,13 @@ fn take_screenshot(
     if let Some(d) = diag {
         info!(
             "bevy_edtalk diagnostics: backend {:?}, rendered {}, shown {}, dropped {}, \
-             skipped {}, late {}, {:.1} ms per face frame; game {:.1} fps",
+             skipped {}, superseded {}, late {}, {:.1} ms per face frame; game {:.1} fps",
             d.backend,
             d.frames_rendered,
             d.frames_shown,
             d.frames_dropped,
             d.frames_skipped,
+            d.frames_superseded,
             d.frames_late,
             d.inference_ms_per_frame,
             *game_frames as f32 / time.elapsed_secs()

@@ -11,10 +11,14 @@ pub struct EdTalkDiagnostics {
     pub frames_rendered: u64,
     /// Faces uploaded to textures.
     pub frames_shown: u64,
-    /// Rendered faces never shown because they came too late (after their time, or after
-    /// an emotion change made them outdated), plus requests the worker skipped as stale.
+    /// Frames the player missed: rendered faces that came after their time (a later one
+    /// was shown first), plus requests the worker skipped because their time had passed.
     /// Zero when the renderer keeps up (render-ahead, paced idle faces).
     pub frames_dropped: u64,
+    /// Rendered faces thrown away because the face's look changed before they were shown
+    /// (a line started, an emotion changed); their keys are rendered again. Wasted work,
+    /// not missed frames.
+    pub frames_superseded: u64,
     /// Faces rendered in time but never shown because the game's own frame rate is below
     /// the faces' (25 fps): several face frames fell between two game frames.
     pub frames_skipped: u64,

@@ -224,9 +224,14 @@ pub(crate) fn collect_frames(
                     rt.paced = None;
                 }
                 let current = epoch == rt.epoch || index <= rt.invalid_after;
-                if current && rt.shown.is_none_or(|s| index > s) {
+                if !current {
+                    // Drawn for a look that changed before it was shown (a line started,
+                    // an emotion changed): its key is asked for again, so not a miss.
+                    diag.frames_superseded += 1;
+                } else if rt.shown.is_none_or(|s| index > s) {
                     rt.buffer.insert(index, (epoch, frame));
                 } else {
+                    // A later frame is already on screen: this one came too late.
                     diag.frames_dropped += 1;
                 }
             }

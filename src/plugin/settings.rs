@@ -67,8 +67,10 @@ pub struct EdTalkSettings {
     /// slow renderer drops frames.
     pub render_ahead: bool,
     /// The longest a line may wait for render-ahead, in seconds. A line that would wait
-    /// longer starts at once (frames will drop) and an [`super::EdTalkError`] of kind
-    /// `Worker` says so; bake such lines into clips instead.
+    /// longer starts at once on the procedural renderer (the neural tier keeps it beside
+    /// itself for this; without it, on the slow renderer, and frames drop), and an
+    /// [`super::EdTalkError`] of kind `Worker` says so; bake such lines into face clips to
+    /// play them with neural faces.
     pub max_render_ahead_wait: f32,
 }
 
