@@ -13,7 +13,8 @@ pub struct EdTalkDiagnostics {
     pub frames_shown: u64,
     /// Frames the player missed: rendered faces that came after their time (a later one
     /// was shown first), plus requests the worker skipped because their time had passed.
-    /// Zero when the renderer keeps up (render-ahead, paced idle faces).
+    /// Zero when the renderer keeps up (render-ahead, paced idle faces). Not counted while
+    /// a face has not shown its first rendered frame yet (its still portrait is up).
     pub frames_dropped: u64,
     /// Rendered faces thrown away because the face's look changed before they were shown
     /// (a line started, an emotion changed); their keys are rendered again. Wasted work,
@@ -22,8 +23,8 @@ pub struct EdTalkDiagnostics {
     /// Faces rendered in time but never shown because the game's own frame rate is below
     /// the faces' (25 fps): several face frames fell between two game frames.
     pub frames_skipped: u64,
-    /// Game frames on which a talking face wanted a newer frame than it had: the last
-    /// frame stayed up.
+    /// Game frames on which a face wanted a newer frame than it had: the last frame
+    /// stayed up (not counted before the face's first rendered frame).
     pub frames_late: u64,
     /// Mean inference time per face frame over the worker's life, in milliseconds.
     pub inference_ms_per_frame: f32,

@@ -401,6 +401,9 @@ pub(crate) fn upload_frames(
         }
         let key = rt.key;
         let previous = rt.uploaded_key.replace(key);
+        // Until its first rendered frame the face shows its still portrait: frames racing
+        // in during that warm-up are not missed ones.
+        let warming_up = rt.shown.is_none();
         // The newest frame at or before the key; older ones were overtaken before they
         // could be shown. One whose time came since the last game frame was on time: the
         // game's own frame rate is below the face's (skipped). One whose time had come
@@ -410,7 +413,9 @@ pub(crate) fn upload_frames(
             if *k > key {
                 break;
             }
-            if let Some((overtaken, _)) = &newest {
+            if let Some((overtaken, _)) = &newest
+                && !warming_up
+            {
                 if previous.is_some_and(|p| *overtaken > p) {
                     diag.frames_skipped += 1;
                 } else {
@@ -436,7 +441,7 @@ pub(crate) fn upload_frames(
                 rt.shown = Some(k);
             }
             None => {
-                if rt.outstanding.range(..=key).next().is_some() {
+                if !warming_up && rt.outstanding.range(..=key).next().is_some() {
                     diag.frames_late += 1;
                 }
             }

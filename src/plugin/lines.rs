@@ -487,21 +487,20 @@ fn render_ahead_plan(
     if !settings.render_ahead {
         return AheadPlan::No;
     }
-    if neural && !registered {
-        return AheadPlan::NotRegistered;
-    }
-    if worker.frame_secs_seen == 0 {
-        // Not measured yet: the procedural renderer keeps up; the neural one is held
-        // until its first frames say how fast it is (see `start_rendered_ahead`).
+    if !registered {
         return if neural {
-            AheadPlan::Wait
+            AheadPlan::NotRegistered
         } else {
             AheadPlan::No
         };
     }
+    // Even a renderer that keeps up holds the audio until the line's first frame is ready
+    // (a game frame or two), so the first mouth frame is never late. Not measured yet:
+    // the neural renderer is held until its first frames say how fast it is (see
+    // `start_rendered_ahead`).
     let r = worker.frame_secs;
-    if r * AHEAD_MARGIN <= 1.0 / fps {
-        return AheadPlan::No;
+    if worker.frame_secs_seen == 0 || r * AHEAD_MARGIN <= 1.0 / fps {
+        return AheadPlan::Wait;
     }
     let wait = frames_before_start(frames, r, fps) as f64 * r;
     if wait > settings.max_wait_secs() {
@@ -535,11 +534,17 @@ pub(crate) fn start_rendered_ahead(
         let have = (first..first + n as i64)
             .take_while(|k| rt.buffer.contains_key(k))
             .count();
-        // Until the renderer's speed is measured every frame counts as needed.
+        // At least the first frame; until the neural renderer's speed is measured, every
+        // frame counts as needed.
         let r = assets.worker.frame_secs;
-        let measured = assets.worker.frame_secs_seen > 0;
+        let neural = assets
+            .worker
+            .worker
+            .as_ref()
+            .is_some_and(|w| w.backend() == Backend::Neural);
+        let measured = assets.worker.frame_secs_seen > 0 || !neural;
         let need = if measured {
-            frames_before_start(n, r, fps)
+            frames_before_start(n, r, fps).max(1).min(n)
         } else {
             n
         };

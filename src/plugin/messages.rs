@@ -277,8 +277,11 @@ pub struct SpeechStarted {
     pub channels: usize,
 }
 
-/// A line rendered ahead is ready: its audio starts now (with [`SpeechStarted`]). Sent
-/// only when render-ahead held the line ([`super::EdTalkSettings::render_ahead`]).
+/// A line's first frames are ready: its audio starts now (with [`SpeechStarted`]). With
+/// render-ahead on ([`super::EdTalkSettings::render_ahead`]) every rendered line waits for
+/// this: a game frame or two on a renderer that keeps up, seconds when a slow renderer
+/// renders the line ahead. Not sent for lines that start at once (render-ahead off, baked
+/// clips, the procedural fallback).
 #[derive(Message, Clone, Debug, Reflect)]
 pub struct SpeechReady {
     /// The face.

@@ -61,10 +61,10 @@ pub struct EdTalkSettings {
     /// the process for the next frame instead of returning it to the OS
     /// ([`crate::heap::retain_freed_memory`]; Linux/glibc only, process-wide).
     pub retain_freed_memory: bool,
-    /// When the renderer is slower than real time (as the worker measures it), render a
-    /// line's frames before its audio starts, and start the audio once the rest fits
-    /// behind playback ([`super::SpeechReady`] says so). Off: lines start at once and a
-    /// slow renderer drops frames.
+    /// A line's audio starts once its first frames are rendered ([`super::SpeechReady`]
+    /// says so): its first frame, on a renderer that keeps up; when the renderer is slower
+    /// than real time (as the worker measures it), enough of the line that the rest fits
+    /// behind playback. Off: lines start at once and a slow renderer drops frames.
     pub render_ahead: bool,
     /// The longest a line may wait for render-ahead, in seconds. A line that would wait
     /// longer starts at once on the procedural renderer (the neural tier keeps it beside
