@@ -134,6 +134,17 @@ pub struct WorkerStats {
     pub last_frame_micros: AtomicU64,
     /// Renderer restarts after panics.
     pub restarts: AtomicU64,
+    /// Requests skipped because their epoch was outdated ([`Worker::set_epoch`]).
+    pub superseded: AtomicU64,
+}
+
+/// What the caller last said of an identity's timeline.
+#[derive(Clone, Copy, Debug, Default)]
+struct Head {
+    /// Jobs below this index are stale.
+    index: i64,
+    /// Jobs of another epoch are outdated.
+    epoch: Option<u32>,
 }
 
 /// Where an identity's rendered crops go back into its whole portrait (see
@@ -171,7 +182,7 @@ enum Command {
 pub struct Worker {
     cmd_tx: Sender<Command>,
     ev_rx: Receiver<WorkerEvent>,
-    playheads: Arc<Mutex<HashMap<IdentityId, i64>>>,
+    playheads: Arc<Mutex<HashMap<IdentityId, Head>>>,
     stats: Arc<WorkerStats>,
     backend: Backend,
     resolution: u32,
@@ -282,7 +293,20 @@ impl Worker {
         self.playheads
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id, index);
+            .entry(id)
+            .or_default()
+            .index = index;
+    }
+
+    /// Queued frames of `id` with another epoch are outdated from now on (the caller
+    /// changed the face's look) and are skipped, counted in [`WorkerStats::superseded`].
+    pub fn set_epoch(&self, id: IdentityId, epoch: u32) {
+        self.playheads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id)
+            .or_default()
+            .epoch = Some(epoch);
     }
 
     /// Everything the worker has reported since the last call; never blocks.
@@ -329,7 +353,7 @@ struct WorkerThread {
     settings: WorkerSettings,
     cmd_rx: Receiver<Command>,
     ev_tx: Sender<WorkerEvent>,
-    playheads: Arc<Mutex<HashMap<IdentityId, i64>>>,
+    playheads: Arc<Mutex<HashMap<IdentityId, Head>>>,
     stats: Arc<WorkerStats>,
     identities: HashMap<IdentityId, (Arc<Portrait>, Option<FaceRig>)>,
     paste: HashMap<IdentityId, PasteTarget>,
@@ -473,20 +497,44 @@ impl WorkerThread {
         self.emit(WorkerEvent::Restarted { reason });
     }
 
+    /// Drops jobs behind their identity's playhead (unless `late_ok`) or of an outdated
+    /// epoch, counting them.
+    fn skip_outdated(&self, jobs: &mut Vec<FrameJob>) {
+        let heads = self.playheads.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut stale, mut superseded) = (0, 0);
+        jobs.retain(|j| {
+            let Some(h) = heads.get(&j.identity) else {
+                return true;
+            };
+            if h.epoch.is_some_and(|e| e != j.epoch) {
+                superseded += 1;
+                false
+            } else if !j.late_ok && j.index < h.index {
+                stale += 1;
+                false
+            } else {
+                true
+            }
+        });
+        self.stats.dropped_stale.fetch_add(stale, Ordering::Relaxed);
+        self.stats
+            .superseded
+            .fetch_add(superseded, Ordering::Relaxed);
+    }
+
     fn render_jobs(&mut self, renderer: &mut Box<dyn FaceRenderer>, mut jobs: Vec<FrameJob>) {
         if jobs.is_empty() {
             return;
         }
-        {
-            let heads = self.playheads.lock().unwrap_or_else(|p| p.into_inner());
-            let before = jobs.len();
-            jobs.retain(|j| j.late_ok || heads.get(&j.identity).is_none_or(|&h| j.index >= h));
-            let dropped = (before - jobs.len()) as u64;
-            self.stats
-                .dropped_stale
-                .fetch_add(dropped, Ordering::Relaxed);
-        }
-        for chunk in jobs.chunks(self.settings.max_batch.max(1)) {
+        let batch = self.settings.max_batch.max(1);
+        while !jobs.is_empty() {
+            let mut chunk: Vec<FrameJob> = jobs.drain(..batch.min(jobs.len())).collect();
+            // Checked per chunk: a slow renderer's playheads move while earlier chunks render.
+            self.skip_outdated(&mut chunk);
+            if chunk.is_empty() {
+                continue;
+            }
+            let chunk = chunk.as_slice();
             let requests: Vec<FaceRequest> = chunk
                 .iter()
                 .map(|j| FaceRequest {

@@ -76,9 +76,11 @@ pub(crate) fn request_frames(
         }
         let id = identity_of(entity);
         w.set_playhead(id, rt.key);
+        w.set_epoch(id, rt.epoch);
         let fallback = worker.fallback.as_ref().filter(|_| procedural_line);
         if let Some(f) = fallback {
             f.set_playhead(id, rt.key);
+            f.set_epoch(id, rt.epoch);
         }
         let queue = if fallback.is_some() {
             &mut fallback_jobs
@@ -328,6 +330,15 @@ pub(crate) fn collect_frames(
         .sum();
     diag.frames_dropped += stale.saturating_sub(worker.stale_seen);
     worker.stale_seen = stale;
+    // Requests outdated before they were rendered: wasted queue slots, not missed frames.
+    let superseded: u64 = worker
+        .worker
+        .iter()
+        .chain(&worker.fallback)
+        .map(|w| w.stats().superseded.load(Ordering::Relaxed))
+        .sum();
+    diag.frames_superseded += superseded.saturating_sub(worker.superseded_seen);
+    worker.superseded_seen = superseded;
     diag.inference_ms_per_frame = if rendered > 0 {
         micros as f32 / rendered as f32 / 1000.0
     } else {
@@ -441,7 +452,9 @@ pub(crate) fn upload_frames(
                 rt.shown = Some(k);
             }
             None => {
-                if !warming_up && rt.outstanding.range(..=key).next().is_some() {
+                // A line holding for render-ahead keeps its face still on purpose.
+                let holding = rt.line.as_ref().is_some_and(|l| l.waiting.is_some());
+                if !warming_up && !holding && rt.outstanding.range(..=key).next().is_some() {
                     diag.frames_late += 1;
                 }
             }

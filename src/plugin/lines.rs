@@ -325,8 +325,10 @@ pub(crate) fn start_prepared_lines(
                     render_ahead_plan(&assets.settings, &assets.worker, ready, to_render)
                 };
                 let mut procedural = false;
-                let waiting = match plan {
-                    AheadPlan::No => None,
+                // Whether the audio waits for frames: render-ahead, or a line moved to the
+                // procedural fallback waiting for its first frame.
+                let hold = match plan {
+                    AheadPlan::No => false,
                     AheadPlan::NotRegistered => {
                         procedural = assets.worker.fallback.is_some() && rt.fallback_ready;
                         report(
@@ -340,7 +342,7 @@ pub(crate) fn start_prepared_lines(
                                 fallback_note(procedural),
                             ),
                         );
-                        None
+                        procedural
                     }
                     AheadPlan::TooLong(wait) => {
                         procedural = assets.worker.fallback.is_some() && rt.fallback_ready;
@@ -357,17 +359,20 @@ pub(crate) fn start_prepared_lines(
                                 fallback_note(procedural),
                             ),
                         );
-                        None
+                        procedural
                     }
-                    AheadPlan::Wait => Some(Box::new(WaitingAudio {
+                    AheadPlan::Wait => true,
+                };
+                let waiting = hold.then(|| {
+                    Box::new(WaitingAudio {
                         samples: prepared.samples.clone(),
                         sample_rate: prepared.sample_rate,
                         source: prepared.source.clone(),
                         options: options.clone(),
                         since: now,
                         duration,
-                    })),
-                };
+                    })
+                });
                 let started = waiting.is_none().then(|| {
                     audio.play(
                         &prepared.samples,
@@ -543,7 +548,9 @@ pub(crate) fn start_rendered_ahead(
             .as_ref()
             .is_some_and(|w| w.backend() == Backend::Neural);
         let measured = assets.worker.frame_secs_seen > 0 || !neural;
-        let need = if measured {
+        let need = if line.procedural {
+            n.min(1) // The procedural fallback keeps up: its first frame.
+        } else if measured {
             frames_before_start(n, r, fps).max(1).min(n)
         } else {
             n
@@ -551,7 +558,11 @@ pub(crate) fn start_rendered_ahead(
         let waited = now - wait.since;
         let max = assets.settings.max_wait_secs();
         // Give up as soon as the rest would not fit in the allowed wait, not only at its end.
-        let rest = need.saturating_sub(have) as f64 * r * AHEAD_MARGIN;
+        let rest = if line.procedural {
+            0.0
+        } else {
+            need.saturating_sub(have) as f64 * r * AHEAD_MARGIN
+        };
         let over = waited > max || (measured && waited + rest > max);
         if have < need && !over {
             continue;

@@ -281,7 +281,7 @@ pub struct SpeechStarted {
 /// render-ahead on ([`super::EdTalkSettings::render_ahead`]) every rendered line waits for
 /// this: a game frame or two on a renderer that keeps up, seconds when a slow renderer
 /// renders the line ahead. Not sent for lines that start at once (render-ahead off, baked
-/// clips, the procedural fallback).
+/// clips).
 #[derive(Message, Clone, Debug, Reflect)]
 pub struct SpeechReady {
     /// The face.

@@ -41,6 +41,8 @@ pub(crate) struct WorkerRes {
     pub(crate) frame_secs_seen: u64,
     /// Stale requests the workers had skipped when last counted into the diagnostics.
     pub(crate) stale_seen: u64,
+    /// The same for requests skipped as outdated.
+    pub(crate) superseded_seen: u64,
 }
 
 /// A line whose frames are being rendered ahead: its audio starts later.

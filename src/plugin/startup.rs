@@ -147,6 +147,15 @@ pub(crate) fn adopt_neural_renderer(
                 .load(std::sync::atomic::Ordering::Relaxed)
         })
         .sum();
+    worker.superseded_seen = worker
+        .fallback
+        .iter()
+        .map(|w| {
+            w.stats()
+                .superseded
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+        .sum();
     worker.fps_window.1 = 0;
     for (entity, mut rt) in &mut faces {
         // The procedural worker, now the fallback, already has the faces it rendered; a
