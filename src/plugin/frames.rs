@@ -321,22 +321,12 @@ pub(crate) fn collect_frames(
         worker.frame_secs_seen = rendered;
     }
     diag.frames_rendered = rendered;
-    // Requests the workers skipped as stale count as dropped frames too.
-    let stale: u64 = worker
-        .worker
-        .iter()
-        .chain(&worker.fallback)
-        .map(|w| w.stats().dropped_stale.load(Ordering::Relaxed))
-        .sum();
+    // Requests the workers skipped as stale count as dropped frames too; requests
+    // outdated before they were rendered are wasted queue slots, not missed frames.
+    let stale = worker.counted(|s| &s.dropped_stale);
     diag.frames_dropped += stale.saturating_sub(worker.stale_seen);
     worker.stale_seen = stale;
-    // Requests outdated before they were rendered: wasted queue slots, not missed frames.
-    let superseded: u64 = worker
-        .worker
-        .iter()
-        .chain(&worker.fallback)
-        .map(|w| w.stats().superseded.load(Ordering::Relaxed))
-        .sum();
+    let superseded = worker.counted(|s| &s.superseded);
     diag.frames_superseded += superseded.saturating_sub(worker.superseded_seen);
     worker.superseded_seen = superseded;
     diag.inference_ms_per_frame = if rendered > 0 {

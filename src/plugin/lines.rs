@@ -324,44 +324,46 @@ pub(crate) fn start_prepared_lines(
                     let ready = rt.registration == Registration::Ready;
                     render_ahead_plan(&assets.settings, &assets.worker, ready, to_render)
                 };
+                // Whether the audio waits for frames (render-ahead, or a line moved to the
+                // procedural fallback waiting for its first frame), and why a line cannot
+                // render ahead on this renderer.
+                let tag = line_name(&pending.request.tag);
+                let (hold, problem) = match plan {
+                    AheadPlan::No => (false, None),
+                    AheadPlan::Wait => (true, None),
+                    AheadPlan::NotRegistered => (
+                        true,
+                        Some(format!(
+                            "{tag} starts while the neural renderer is still preparing this \
+                             face's portrait"
+                        )),
+                    ),
+                    AheadPlan::TooLong(wait) => (
+                        true,
+                        Some(format!(
+                            "render-ahead would hold {tag} for {wait:.1} s, above the {:.1} s \
+                             allowed (max_render_ahead_wait)",
+                            assets.settings.max_wait_secs()
+                        )),
+                    ),
+                };
                 let mut procedural = false;
-                // Whether the audio waits for frames: render-ahead, or a line moved to the
-                // procedural fallback waiting for its first frame.
-                let hold = match plan {
-                    AheadPlan::No => false,
-                    AheadPlan::NotRegistered => {
+                let hold = match problem {
+                    None => hold,
+                    Some(why) => {
                         procedural = assets.worker.fallback.is_some() && rt.fallback_ready;
                         report(
                             &mut out.errors,
                             Some(entity),
                             EdTalkErrorKind::Worker,
                             format!(
-                                "the neural renderer is still preparing this face's portrait: \
-                                 {} is {}",
-                                line_name(&pending.request.tag),
-                                fallback_note(procedural),
+                                "{why}: it is {} (bake the line into a face clip to ship it \
+                                 with neural faces)",
+                                fallback_note(procedural)
                             ),
                         );
                         procedural
                     }
-                    AheadPlan::TooLong(wait) => {
-                        procedural = assets.worker.fallback.is_some() && rt.fallback_ready;
-                        report(
-                            &mut out.errors,
-                            Some(entity),
-                            EdTalkErrorKind::Worker,
-                            format!(
-                                "render-ahead would hold {} for {wait:.1} s, above the \
-                                 {:.1} s allowed (max_render_ahead_wait): it is {} (bake the line \
-                                 into a face clip to ship it with neural faces)",
-                                line_name(&pending.request.tag),
-                                assets.settings.max_wait_secs(),
-                                fallback_note(procedural),
-                            ),
-                        );
-                        procedural
-                    }
-                    AheadPlan::Wait => true,
                 };
                 let waiting = hold.then(|| {
                     Box::new(WaitingAudio {

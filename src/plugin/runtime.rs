@@ -45,6 +45,21 @@ pub(crate) struct WorkerRes {
     pub(crate) superseded_seen: u64,
 }
 
+impl WorkerRes {
+    /// A counter of [`crate::worker::WorkerStats`], summed over the main and the
+    /// fallback worker.
+    pub(crate) fn counted(
+        &self,
+        counter: impl Fn(&crate::worker::WorkerStats) -> &std::sync::atomic::AtomicU64,
+    ) -> u64 {
+        self.worker
+            .iter()
+            .chain(&self.fallback)
+            .map(|w| counter(w.stats()).load(std::sync::atomic::Ordering::Relaxed))
+            .sum()
+    }
+}
+
 /// A line whose frames are being rendered ahead: its audio starts later.
 pub(crate) struct WaitingAudio {
     pub(crate) samples: Arc<[f32]>,

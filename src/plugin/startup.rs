@@ -138,24 +138,9 @@ pub(crate) fn adopt_neural_renderer(
     // The new worker counts from zero, and its speed is its own.
     worker.frame_secs = 0.0;
     worker.frame_secs_seen = 0;
-    worker.stale_seen = worker
-        .fallback
-        .iter()
-        .map(|w| {
-            w.stats()
-                .dropped_stale
-                .load(std::sync::atomic::Ordering::Relaxed)
-        })
-        .sum();
-    worker.superseded_seen = worker
-        .fallback
-        .iter()
-        .map(|w| {
-            w.stats()
-                .superseded
-                .load(std::sync::atomic::Ordering::Relaxed)
-        })
-        .sum();
+    // The new worker counts from zero; the fallback keeps its counts.
+    worker.stale_seen = worker.counted(|s| &s.dropped_stale);
+    worker.superseded_seen = worker.counted(|s| &s.superseded);
     worker.fps_window.1 = 0;
     for (entity, mut rt) in &mut faces {
         // The procedural worker, now the fallback, already has the faces it rendered; a
