@@ -12,7 +12,6 @@ use super::portraits::new_face_image;
 use super::runtime::{FaceRuntime, Registration, WorkerRes, identity_of, report};
 use super::settings::EdTalkSettings;
 use super::speech;
-use crate::render::Backend;
 use crate::worker::{FrameJob, WorkerEvent};
 
 type RequestFace = (
@@ -46,7 +45,7 @@ pub(crate) fn request_frames(
     // Idle faces on a renderer slower than real time are paced (see `paced_idle_key`):
     // frames in flight on the main worker decide when a new one would be rendered.
     // The neural renderer counts as slow until measured: its first frames take seconds.
-    let neural = w.backend() == Backend::Neural;
+    let neural = worker.is_neural();
     let slow = worker.frame_secs * IDLE_MARGIN > 1.0 / fps as f64
         || (neural && worker.frame_secs_seen == 0);
     let mut in_flight: usize = faces

@@ -18,7 +18,6 @@ use super::runtime::{
 use super::settings::EdTalkSettings;
 use super::speech;
 use super::track_asset::{FaceClipAsset, MotionTrackAsset};
-use crate::render::Backend;
 
 /// Ends the face's line, if any, and says so (message and entity event).
 pub(crate) fn end_line(
@@ -487,10 +486,7 @@ fn render_ahead_plan(
     frames: usize,
 ) -> AheadPlan {
     let fps = settings.fps() as f64;
-    let neural = worker
-        .worker
-        .as_ref()
-        .is_some_and(|w| w.backend() == Backend::Neural);
+    let neural = worker.is_neural();
     if !settings.render_ahead {
         return AheadPlan::No;
     }
@@ -544,11 +540,7 @@ pub(crate) fn start_rendered_ahead(
         // At least the first frame; until the neural renderer's speed is measured, every
         // frame counts as needed.
         let r = assets.worker.frame_secs;
-        let neural = assets
-            .worker
-            .worker
-            .as_ref()
-            .is_some_and(|w| w.backend() == Backend::Neural);
+        let neural = assets.worker.is_neural();
         let measured = assets.worker.frame_secs_seen > 0 || !neural;
         let need = if line.procedural {
             n.min(1) // The procedural fallback keeps up: its first frame.

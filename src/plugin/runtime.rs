@@ -46,6 +46,13 @@ pub(crate) struct WorkerRes {
 }
 
 impl WorkerRes {
+    /// Whether the main worker runs the neural renderer.
+    pub(crate) fn is_neural(&self) -> bool {
+        self.worker
+            .as_ref()
+            .is_some_and(|w| w.backend() == crate::render::Backend::Neural)
+    }
+
     /// A counter of [`crate::worker::WorkerStats`], summed over the main and the
     /// fallback worker.
     pub(crate) fn counted(
