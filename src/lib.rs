@@ -33,6 +33,7 @@ pub mod plugin;
 
 /// What a game uses first: `use bevy_edtalk::prelude::*;`.
 pub mod prelude {
+    pub use crate::model::Precision;
     pub use crate::motion::{
         EXP_DIM, Easing, Emotion, EmotionMix, ExpressionControls, HeadPose, IdleSettings, LIP_DIM,
         MOTION_FPS, MotionFrame, MouthControls, POSE_DIM, PoseSource,

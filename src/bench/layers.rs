@@ -114,6 +114,8 @@ fn gemm_gflops(threads: usize, reps: usize, (m, n, k): (usize, usize, usize)) ->
 pub fn run(opts: &BenchOptions) -> Result<Vec<serde_json::Value>, BenchError> {
     set_threads(opts.threads)?;
     let reps = if opts.quick { 1 } else { 3 };
+    // The convolutions' arithmetic (`--precision`); what runs here is printed per line.
+    let precision = opts.precision.effective();
     let mut rng = NormalStream::new(11);
     // The peak is measured before and after the layers and the better one kept, so that a
     // slow start (clock ramp, another process) does not make the shares look high; the
@@ -137,7 +139,11 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<serde_json::Value>, BenchError> {
             ..Default::default()
         };
         let (direct, wino) = (TapWeight::new(&w)?, TapWeight::winograd(&w)?);
-        let conv = |tw: &TapWeight| cpu::conv2d(&x, tw, (1, 1), 1, Some(&style), &epi);
+        let conv = |tw: &TapWeight| {
+            cpu::with_precision(precision, || {
+                cpu::conv2d(&x, tw, (1, 1), 1, Some(&style), &epi)
+            })
+        };
         let direct_ms = best_ms(reps, || Ok(conv(&direct)?))?;
         let winograd_ms = best_ms(reps, || Ok(conv(&wino)?))?;
         let gflop = 2.0 * (c * c * 9 * side * side) as f64 / 1e9;
@@ -152,6 +158,7 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<serde_json::Value>, BenchError> {
         figures.push(json!({
             "bench": "conv3x3",
             "threads": opts.threads,
+            "precision": precision.name(),
             "side": side,
             "in": c,
             "out": c,
@@ -167,12 +174,9 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<serde_json::Value>, BenchError> {
         let su = random(&mut rng, &[1, cin], 1.0)?;
         let tu = TapWeight::new(&wu)?;
         let up_ms = best_ms(reps, || {
-            Ok(cpu::conv_transpose3x3_s2(
-                &xu,
-                &tu,
-                Some(&su),
-                Some(&demod),
-            )?)
+            Ok(cpu::with_precision(precision, || {
+                cpu::conv_transpose3x3_s2(&xu, &tu, Some(&su), Some(&demod))
+            })?)
         })?;
         let gflop = 2.0 * (c * cin * 9 * prev_side * prev_side) as f64 / 1e9;
         // The blur after it, on its (2 * prev_side + 2)-sided output.
@@ -185,6 +189,7 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<serde_json::Value>, BenchError> {
         figures.push(json!({
             "bench": "conv_transpose3x3_s2",
             "threads": opts.threads,
+            "precision": precision.name(),
             "side": side,
             "in": cin,
             "out": c,

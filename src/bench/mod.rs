@@ -22,6 +22,12 @@ pub struct BenchOptions {
     /// Checkpoint directory for the figures that load the real checkpoints
     /// (`plugin_startup`).
     pub ckpt_dir: std::path::PathBuf,
+    /// The arithmetic of the decoder's convolutions in the neural and layer figures
+    /// (`--precision`); f32 by default.
+    pub precision: crate::model::Precision,
+    /// The neural group prints only `steady_state` (and `precision_error`), over more
+    /// frames: `edtalk bench --only steady_state`, for comparing builds and precisions.
+    pub steady_state_only: bool,
 }
 
 impl Default for BenchOptions {
@@ -31,6 +37,8 @@ impl Default for BenchOptions {
             quick: false,
             retain_freed_memory: true,
             ckpt_dir: "ckpts".into(),
+            precision: crate::model::Precision::F32,
+            steady_state_only: false,
         }
     }
 }

@@ -14,6 +14,11 @@
 //!
 //! Each timed figure also has `cpu_ms_per_frame`, the process's CPU time (all threads) per
 //! frame: on a shared machine it moves less with others' load than the wall time.
+//!
+//! With `--precision bf16` the decoder runs its convolutions in bf16 (every figure says
+//! which `precision` ran), and `precision_error` compares one steady-state frame with the
+//! f32 one: the largest and mean absolute difference in 8-bit levels (images in [-1, 1]
+//! map to 0..255) and the PSNR.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -417,6 +422,14 @@ pub fn run_on(
         set_threads(opts.threads)?;
     }
     let retained = opts.retain_freed_memory && crate::heap::retain_freed_memory();
+    let precision = opts.precision.effective();
+    if precision != opts.precision {
+        eprintln!(
+            "bench: precision {} is not available on this machine; running {}",
+            opts.precision.name(),
+            precision.name()
+        );
+    }
     let dev_name = if device.is_cpu() {
         "cpu".to_string()
     } else {
@@ -428,6 +441,7 @@ pub fn run_on(
             "threads": opts.threads,
             "device": dev_name,
             "dtype": format!("{dtype:?}").to_lowercase(),
+            "precision": precision.name(),
             "malloc": if retained { "retain_freed_memory" } else { "default" },
         })
     };
@@ -463,7 +477,8 @@ pub fn run_on(
     let layout = generator_layout(&OFFICIAL_CHANNELS, STYLE_DIM, true);
     let gen_weights = random_state_dict(&layout, 0x00ED_7A1C)?;
     // Given away, so that each raw tensor is freed once its layer is built.
-    let generator = Generator::from_state_dict(gen_weights, device, dtype)?;
+    let mut generator = Generator::from_state_dict(gen_weights, device, dtype)?;
+    generator.set_precision(precision);
     let size = generator.size();
 
     let mut rng = NormalStream::new(7);
@@ -480,40 +495,65 @@ pub fn run_on(
     let lip_at = |i: usize| lips.narrow(0, i % 16, 1);
 
     // The official demo loop: everything recomputed every frame.
-    let call = time_per_call(frames(3), |i| {
-        let pose_img = pose_frames.narrow(0, i % 2, 1)?;
-        let img =
-            generator.edtalk_a_use_exp_weight(&source, &lip_at(i)?, Some(&pose_img), &alpha_exp)?;
-        sync(&img)
-    })?;
-    figures.push(emit(with_ms(
-        "demo_loop",
-        call.ms,
-        &call,
-        json!({"pytorch_reference_ms": 1443}),
-    )));
+    if !opts.steady_state_only {
+        let call = time_per_call(frames(3), |i| {
+            let pose_img = pose_frames.narrow(0, i % 2, 1)?;
+            let img = generator.edtalk_a_use_exp_weight(
+                &source,
+                &lip_at(i)?,
+                Some(&pose_img),
+                &alpha_exp,
+            )?;
+            sync(&img)
+        })?;
+        figures.push(emit(with_ms(
+            "demo_loop",
+            call.ms,
+            &call,
+            json!({"pytorch_reference_ms": 1443}),
+        )));
+    }
 
     let identity = generator.encode_identity(&source)?;
     let pose = generator.coefficients(&pose_frames.narrow(0, 0, 1)?)?.pose;
 
-    let call = time_per_call(frames(3), |i| {
-        let expr = generator.expression(&identity, Some(&alpha_exp))?;
-        let img = generator.decode(&identity, &expr, &lip_at(i)?, &pose)?;
-        sync(&img)
-    })?;
-    figures.push(emit(with_ms(
-        "decoder_with_eem",
-        call.ms,
-        &call,
-        json!({"pytorch_reference_ms": 499}),
-    )));
+    if !opts.steady_state_only {
+        let call = time_per_call(frames(3), |i| {
+            let expr = generator.expression(&identity, Some(&alpha_exp))?;
+            let img = generator.decode(&identity, &expr, &lip_at(i)?, &pose)?;
+            sync(&img)
+        })?;
+        figures.push(emit(with_ms(
+            "decoder_with_eem",
+            call.ms,
+            &call,
+            json!({"pytorch_reference_ms": 499}),
+        )));
+    }
 
     let expr = generator.expression(&identity, Some(&alpha_exp))?;
-    let call = time_per_call(frames(5), |i| {
+    let steady_frames = if opts.steady_state_only { 12 } else { 5 };
+    let call = time_per_call(frames(steady_frames), |i| {
         let img = generator.decode(&identity, &expr, &lip_at(i)?, &pose)?;
         sync(&img)
     })?;
     figures.push(emit(with_ms("steady_state", call.ms, &call, json!({}))));
+
+    if precision != crate::model::Precision::F32 {
+        let mut reference = generator.clone();
+        reference.set_precision(crate::model::Precision::F32);
+        let lip = lip_at(0)?;
+        let got = generator.decode(&identity, &expr, &lip, &pose)?;
+        let want = reference.decode(&identity, &expr, &lip, &pose)?;
+        let mut v = base("precision_error");
+        if let Some(obj) = v.as_object_mut() {
+            obj.extend(image_error(&got, &want)?);
+        }
+        figures.push(emit(v));
+    }
+    if opts.steady_state_only {
+        return Ok(figures);
+    }
 
     // The same from a thread of its own, as the plugin's inference thread runs it: glibc
     // gives such a thread its own arena, which keeps less of the freed memory.
@@ -564,6 +604,32 @@ pub fn run_on(
         figures.push(emit(v));
     }
     Ok(figures)
+}
+
+/// How far image `got` is from `want` (both in [-1, 1]): `max_levels` and `mean_levels`,
+/// the absolute difference in 8-bit levels (x 127.5), and `psnr_db` over the [-1, 1] range.
+pub fn image_error(
+    got: &Tensor,
+    want: &Tensor,
+) -> Result<serde_json::Map<String, serde_json::Value>, BenchError> {
+    let d = (got.to_dtype(DType::F32)? - want.to_dtype(DType::F32)?)?;
+    let d = d.flatten_all()?.to_vec1::<f32>()?;
+    let n = d.len().max(1) as f64;
+    let max = d.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+    let mean = d.iter().map(|v| v.abs() as f64).sum::<f64>() / n;
+    let mse = d.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / n;
+    let psnr = 10.0 * (4.0 / mse.max(1e-20)).log10();
+    let mut m = serde_json::Map::new();
+    m.insert(
+        "max_levels".into(),
+        json!((max * 127.5 * 100.0).round() / 100.0),
+    );
+    m.insert(
+        "mean_levels".into(),
+        json!((mean * 127.5 * 1000.0).round() / 1000.0),
+    );
+    m.insert("psnr_db".into(), json!((psnr * 10.0).round() / 10.0));
+    Ok(m)
 }
 
 #[cfg(test)]

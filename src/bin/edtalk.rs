@@ -110,7 +110,7 @@ enum Command {
         /// Fewer iterations.
         #[arg(long)]
         quick: bool,
-        /// Only these groups (memory, align, procedural, audio, plugin, neural; `audio2lip`, the mel + Audio2Lip part of `audio`; `layers`, per-layer conv
+        /// Only these groups (memory, align, procedural, audio, plugin, neural; `audio2lip`, the mel + Audio2Lip part of `audio`; `steady_state`, that figure of `neural` alone; `layers`, per-layer conv
         /// timings, runs only when named).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
@@ -121,6 +121,10 @@ enum Command {
         /// Checkpoints for `plugin_startup` and `neural_line` (which run only when named).
         #[arg(long, default_value = "ckpts")]
         ckpts: PathBuf,
+        /// The decoder's arithmetic in the neural and layer figures: f32 (the reference)
+        /// or bf16 (Intel AMX; f32 where the CPU lacks it).
+        #[arg(long, default_value = "f32")]
+        precision: bevy_edtalk::model::Precision,
     },
 }
 
@@ -153,7 +157,8 @@ fn main() -> ExitCode {
             only,
             malloc_defaults,
             ckpts,
-        } => bench(threads, quick, &only, malloc_defaults, ckpts),
+            precision,
+        } => bench(threads, quick, &only, malloc_defaults, ckpts, precision),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -422,7 +427,7 @@ fn render(job: RenderJob) -> CliResult<()> {
     if job.frames_out.is_none() && job.gif.is_none() && job.apng.is_none() {
         return Err("nothing to write: give --frames-out DIR, --gif FILE or --apng FILE".into());
     }
-    let models = Models::new(&job.line.ckpts);
+    let models = Models::new(&job.line.ckpts, job.line.precision);
     let mut line = prepare_line(&job.portrait, &job.audio, &job.line, &models)?;
     announce_backend(line.backend, &models);
     if let Some(dir) = &job.frames_out {
@@ -654,11 +659,13 @@ fn bench(
     only: &[String],
     malloc_defaults: bool,
     ckpt_dir: PathBuf,
+    precision: bevy_edtalk::model::Precision,
 ) -> CliResult<()> {
     let mut opts = BenchOptions {
         quick,
         retain_freed_memory: !malloc_defaults,
         ckpt_dir,
+        precision,
         ..Default::default()
     };
     if let Some(t) = threads {
@@ -692,7 +699,8 @@ fn bench(
     if only.iter().any(|o| o == "neural_line") {
         bevy_edtalk::bench::plugin::run_neural_line(&opts);
     }
-    if want("neural") {
+    if want("neural") || only.iter().any(|o| o == "steady_state") {
+        opts.steady_state_only = !want("neural");
         bevy_edtalk::bench::neural::run(&opts).map_err(|e| e.to_string())?;
     }
     if only.iter().any(|o| o == "layers") {

@@ -19,6 +19,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 
 use crate::model::checkpoint::load_state_dict;
+use crate::model::cpu::{Precision, with_precision};
 use crate::model::encoder::{Encoded, EncoderApp};
 use crate::model::error::{ModelError, ModelResult};
 use crate::model::layers::EqualMlp;
@@ -89,6 +90,8 @@ pub struct Generator {
     style_dim: usize,
     device: Device,
     dtype: DType,
+    /// The arithmetic of the decoder's CPU convolutions (f32 unless set).
+    precision: Precision,
 }
 
 fn orthonormal_basis(w: &Tensor) -> ModelResult<Tensor> {
@@ -192,6 +195,7 @@ impl Generator {
             style_dim,
             device: device.clone(),
             dtype,
+            precision: Precision::F32,
         })
     }
 
@@ -233,6 +237,18 @@ impl Generator {
     /// Compute dtype.
     pub fn dtype(&self) -> DType {
         self.dtype
+    }
+
+    /// The arithmetic the decoder's CPU convolutions use per frame (`decode*`); f32 by
+    /// default. Identity and expression encoding stay f32. Where the CPU lacks bf16
+    /// support the setting falls back to f32: [`Generator::precision`] says what runs.
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision.effective();
+    }
+
+    /// The precision the decoder runs in on this machine (see [`Generator::set_precision`]).
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// The decoder.
@@ -404,7 +420,9 @@ impl Generator {
         let b = lip.dim(0)?;
         let pose = broadcast_batch(&self.prepare_coeffs(pose, "pose", self.pose_dim)?, b)?;
         let latent = self.latent(&identity.wa, &lip, &pose, expression.exp.as_ref())?;
-        self.dec.forward(&latent, &expression.feats, taps)
+        with_precision(self.precision, || {
+            self.dec.forward(&latent, &expression.feats, taps)
+        })
     }
 
     /// Decodes one frame for each of several identities in one batched forward.
@@ -452,7 +470,7 @@ impl Generator {
         let pose = broadcast_batch(&pose, items.len())?;
         let latent = self.latent(&wa, &lip, &pose, exp.as_ref())?;
         let feats: Vec<&[Tensor]> = items.iter().map(|(_, e)| e.feats.as_slice()).collect();
-        self.dec.forward_items(&latent, &feats)
+        with_precision(self.precision, || self.dec.forward_items(&latent, &feats))
     }
 
     // ---- the official inference modes -------------------------------------------------

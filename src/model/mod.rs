@@ -13,6 +13,7 @@ pub mod layers;
 pub mod synthesis;
 pub mod weights;
 
+pub use cpu::{Precision, with_precision};
 pub use error::{ModelError, ModelResult};
 pub use generator::{Coefficients, ExpressionFeats, Generator, Identity, Variant};
 

@@ -43,6 +43,7 @@ mod stream_lines;
 mod track_asset;
 mod voice_stream;
 
+pub use crate::model::Precision;
 pub use align::PortraitAlign;
 pub use assets::{
     AssetFileError, CharacterAsset, CharacterLoader, DefaultEmotion, EmotionScriptAsset,

@@ -50,6 +50,7 @@ pub(crate) struct NeuralFiles {
     generator: std::path::PathBuf,
     audio2lip: std::path::PathBuf,
     device: Device,
+    precision: crate::model::Precision,
 }
 
 /// Whether the settings want the neural renderer and its checkpoints are present: a
@@ -87,6 +88,7 @@ pub(crate) fn neural_files(
         generator: ckpts.generator()?.to_path_buf(),
         audio2lip: ckpts.audio2lip.clone()?,
         device,
+        precision: settings.precision,
     })
 }
 
@@ -100,9 +102,11 @@ pub(crate) fn load_neural(files: NeuralFiles) -> Result<(RendererFactory, Arc<Au
                 .map_err(|e| format!("{}: {e}", files.audio2lip.display()))
         })
         .map_err(|e| format!("Audio2Lip did not load: {e}"))?;
-    let (path, dev) = (files.generator, files.device);
+    let (path, dev, precision) = (files.generator, files.device, files.precision);
     let factory: RendererFactory = Arc::new(move || {
-        NeuralRenderer::load(&path, &dev, DType::F32).map(|r| Box::new(r) as Box<dyn FaceRenderer>)
+        let mut renderer = NeuralRenderer::load(&path, &dev, DType::F32)?;
+        renderer.set_precision(precision);
+        Ok(Box::new(renderer) as Box<dyn FaceRenderer>)
     });
     Ok((factory, Arc::new(a2l)))
 }

@@ -85,6 +85,11 @@ impl NeuralRenderer {
         &self.generator
     }
 
+    /// The arithmetic of the decoder's CPU convolutions ([`Generator::set_precision`]).
+    pub fn set_precision(&mut self, precision: crate::model::Precision) {
+        self.generator.set_precision(precision);
+    }
+
     /// A portrait as the model's `(1, 3, S, S)` input in `[-1, 1]`.
     pub fn portrait_tensor(&self, portrait: &Portrait) -> Result<Tensor, RenderError> {
         let s = self.generator.size();

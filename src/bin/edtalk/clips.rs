@@ -221,7 +221,7 @@ pub fn bake_clip(job: BakeClipJob) -> CliResult<()> {
     let (Some(portrait), Some(audio), Some(out)) = (&job.portrait, &job.audio, &job.out) else {
         return Err("give --portrait, --audio and --out, or --manifest".into());
     };
-    let models = Models::new(&job.line.ckpts);
+    let models = Models::new(&job.line.ckpts, job.line.precision);
     let neural = models.neural(job.line.backend)?;
     let source = ClipSource::new(portrait, audio, &job.line, neural, job.tolerance, &|p| {
         p.to_path_buf()

@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use bevy_edtalk::audio::{DecodeOptions, decode_file};
 use bevy_edtalk::face::{AlignedPortrait, CROP_SIZE};
+use bevy_edtalk::model::Precision;
 use bevy_edtalk::model::audio2lip::Audio2Lip;
 use bevy_edtalk::model::ckpt_dir::CheckpointDir;
 use bevy_edtalk::model::generator::Generator;
@@ -44,6 +45,10 @@ pub struct LineOptions {
     pub ckpts: PathBuf,
     #[arg(long, value_enum, default_value = "auto")]
     pub backend: BackendArg,
+    /// The neural decoder's arithmetic: f32 (the reference) or bf16 (Intel AMX, several
+    /// times faster on CPUs that have it; f32 where they do not).
+    #[arg(long, default_value = "f32")]
+    pub precision: bevy_edtalk::model::Precision,
     /// Use the portrait as it is (no face detection and alignment). By default any portrait
     /// that is not already a 256x256 crop is aligned first.
     #[arg(long, conflicts_with = "anchors")]
@@ -64,11 +69,13 @@ pub struct Models {
     found: CheckpointDir,
     audio2lip: OnceLock<Result<Option<Arc<Audio2Lip>>, String>>,
     generator: OnceLock<Result<Generator, String>>,
+    precision: Precision,
 }
 
 impl Models {
-    pub fn new(dir: &Path) -> Self {
+    pub fn new(dir: &Path, precision: Precision) -> Self {
         Self {
+            precision,
             dir: dir.to_path_buf(),
             found: CheckpointDir::scan(dir),
             audio2lip: OnceLock::new(),
@@ -107,8 +114,10 @@ impl Models {
         self.generator
             .get_or_init(|| {
                 let path = self.generator_path()?;
-                Generator::load(path, &Device::Cpu, DType::F32)
-                    .map_err(|e| format!("{}: {e}", path.display()))
+                let mut g = Generator::load(path, &Device::Cpu, DType::F32)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                g.set_precision(self.precision);
+                Ok(g)
             })
             .clone()
     }

@@ -89,7 +89,7 @@ pub fn bake_manifest(path: &Path, job: &BakeClipJob) -> CliResult<()> {
     let started = Instant::now();
     let manifest = load(path)?;
     let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
-    let models = Models::new(&job.line.ckpts);
+    let models = Models::new(&job.line.ckpts, job.line.precision);
     let neural = models.neural(job.line.backend)?;
     let n = manifest.lines.len();
     // The procedural renderer is single-threaded, so lines run one per core; a neural

@@ -16,12 +16,15 @@
 //! demodulation, then bias, residual and activation) is applied as the tile is written, so
 //! the whole layer touches the big activations twice (pack, write-out).
 
+use std::sync::OnceLock;
+
 use candle_core::{DType, Tensor};
 use rayon::prelude::*;
 
 use super::data::{cpu_f32, small_vec};
 use super::epilogue::{EpiData, Epilogue};
-use super::gemm::gemm_rows;
+use super::gemm::{BF16_MIN_ROWS, gemm_rows_in};
+use super::precision::{self, Precision};
 use super::scratch::with_scratch;
 use super::send_ptr::SendPtr;
 use super::simd;
@@ -44,6 +47,9 @@ pub const WINOGRAD_MIN_CHANNELS: usize = 128;
 pub struct TapWeight {
     taps: Option<Tensor>,
     wino: Option<Tensor>,
+    /// The weight (taps or Winograd form) rounded to bf16 for [`Precision::Bf16`], made
+    /// on first use (`amx::round_matrices` layout: rows of `C` rounded up to 32).
+    rounded: OnceLock<Vec<u16>>,
     k: usize,
     out_ch: usize,
     in_ch: usize,
@@ -67,6 +73,7 @@ impl TapWeight {
         Ok(Self {
             taps: Some(taps),
             wino: None,
+            rounded: OnceLock::new(),
             k: kh,
             out_ch: o,
             in_ch: c,
@@ -90,6 +97,7 @@ impl TapWeight {
         Ok(Self {
             taps: None,
             wino: Some(winograd::transform_weight(w)?),
+            rounded: OnceLock::new(),
             k: 3,
             out_ch: o,
             in_ch: c,
@@ -103,6 +111,27 @@ impl TapWeight {
                 "this 3x3 convolution weight was prepared for stride 1 and padding 1 only".into(),
             )
         })
+    }
+
+    /// The weight rounded to bf16 with its row stride, when `precision` is bf16 (made once
+    /// and kept: half the f32 weight's memory, only in bf16).
+    fn rounded(&self, precision: Precision) -> ModelResult<Option<(&[u16], usize)>> {
+        if precision != Precision::Bf16 {
+            return Ok(None);
+        }
+        let stride = self.in_ch.next_multiple_of(32);
+        if let Some(r) = self.rounded.get() {
+            return Ok(Some((r, stride)));
+        }
+        let w = match (&self.wino, &self.taps) {
+            (Some(w), _) | (None, Some(w)) => w,
+            (None, None) => return Ok(None),
+        };
+        let data = w.flatten_all()?.to_vec1::<f32>()?;
+        let r = self
+            .rounded
+            .get_or_init(|| super::amx::round_matrices(&data, self.in_ch));
+        Ok(Some((r, stride)))
     }
 
     /// Output channels.
@@ -265,8 +294,13 @@ const TILE_ROWS: usize = 128;
 
 /// Where a tap's `(C, cols)` input block comes from.
 enum Source<'a> {
-    /// The packed input; tap `t` starts at column offset `offsets[t]`.
-    Shifted { p: &'a [f32], ld: usize },
+    /// The packed input; tap `t` starts at column offset `offsets[t]`. `pairs`: the same
+    /// rounded to bf16 (`amx::round_pairs`, with its stride) when the GEMMs run in bf16.
+    Shifted {
+        p: &'a [f32],
+        ld: usize,
+        pairs: Option<(&'a [u32], usize)>,
+    },
     /// A strided conv: each tap's columns are gathered from the packed input.
     Gather {
         p: &'a [f32],
@@ -294,6 +328,7 @@ fn run_tiles(
     out: SendPtr<f32>,
     grid: &Grid,
     epi: &EpiData,
+    (precision, rounded): (Precision, Option<(&[u16], usize)>),
 ) {
     if ncols == 0 || taps.is_empty() {
         return;
@@ -326,8 +361,34 @@ fn run_tiles(
                     let (acc, gathered) = scratch.split_at_mut(rows * cols);
                     let mut col_off: Vec<usize> = Vec::new();
                     for (ti, &(tap, offset)) in taps.iter().enumerate() {
+                        #[cfg(target_arch = "x86_64")]
+                        if let (
+                            Source::Shifted {
+                                pairs: Some((pv, pld)),
+                                ..
+                            },
+                            Some((r, rs)),
+                        ) = (src, rounded)
+                        {
+                            // SAFETY: the rounded weight holds rows `o0..o0 + rows` of tap
+                            // `tap` (and 32 readable rows past its end, `round_matrices`);
+                            // the pairs hold the packed input with `PAD_COLS` readable
+                            // columns past each row, so columns `offset + n0 ..` up to the
+                            // block's 32-rounded width stay inside (`offset + n0 + cols <=
+                            // ld`, as for `p`); `acc` as below. Pairs exist only where the
+                            // bf16 GEMM is available.
+                            unsafe {
+                                super::gemm::gemm_rows_rounded(
+                                    (rows, cols, c),
+                                    (acc.as_mut_ptr(), cols, ti > 0),
+                                    (r.as_ptr().add((tap * o_ch + o0) * rs), rs),
+                                    (pv.as_ptr().add(offset + n0), *pld),
+                                );
+                            }
+                            continue;
+                        }
                         let (rhs, rhs_rs) = match src {
-                            Source::Shifted { p, ld } => {
+                            Source::Shifted { p, ld, .. } => {
                                 debug_assert!((c - 1) * ld + offset + n0 + cols <= p.len());
                                 // SAFETY: `n0 < ncols <= B * hp * wp` and `offset <= slack`,
                                 // so `offset + n0 < ld <= p.len()`: the pointer stays in `p`.
@@ -369,10 +430,12 @@ fn run_tiles(
                         // floats of this thread's scratch, which overlaps neither `w`, `p` nor
                         // `gathered` (the other half of the scratch).
                         unsafe {
-                            gemm_rows(
+                            gemm_rows_in(
+                                precision,
                                 (rows, cols, c),
                                 (acc.as_mut_ptr(), cols, ti > 0),
                                 (w.as_ptr().add((tap * o_ch + o0) * c), c),
+                                rounded.map(|(r, rs)| (r.as_ptr().add((tap * o_ch + o0) * rs), rs)),
                                 (rhs, rhs_rs),
                             );
                         }
@@ -406,6 +469,13 @@ pub fn conv2d(
         });
     }
     let (ho, wo) = ((hp - k) / stride.0 + 1, (wp - k) / stride.1 + 1);
+    let precision = precision::current();
+    // The 3-channel heads stay f32 (see `gemm::BF16_MIN_ROWS`).
+    let rounded = if o >= BF16_MIN_ROWS {
+        w.rounded(precision)?
+    } else {
+        None
+    };
     let scale = small_vec(in_scale, b * c, "input scale")?;
     let residual = epi.residual.map(|r| r.contiguous()).transpose()?;
     let res_guard = residual.as_ref().map(|r| r.storage_and_layout());
@@ -424,7 +494,16 @@ pub fn conv2d(
     {
         let ug = u.storage_and_layout();
         let ud = cpu_f32(&ug.0, ug.1, "convolution weight")?;
-        winograd::conv3x3(xd, (b, c, h, wd), scale.as_deref(), ud, o, &epi, &mut out);
+        winograd::conv3x3(
+            xd,
+            (b, c, h, wd),
+            scale.as_deref(),
+            ud,
+            o,
+            &epi,
+            &mut out,
+            (precision, rounded),
+        );
         drop((xs, ug));
         return Ok(Tensor::from_vec(out, (b, o, ho, wo), x.device())?);
     }
@@ -453,8 +532,23 @@ pub fn conv2d(
             pitch: wo,
             step: 1,
         };
-        let src = Source::Shifted { p: &p, ld };
-        run_tiles(wd_, (o, c), &taps, &src, grid.columns(b), ptr, &grid, &epi);
+        let pairs = rounded.map(|_| super::amx::round_pairs(&p, ld, c, ld));
+        let src = Source::Shifted {
+            p: &p,
+            ld,
+            pairs: pairs.as_ref().map(|(v, s)| (v.as_slice(), *s)),
+        };
+        run_tiles(
+            wd_,
+            (o, c),
+            &taps,
+            &src,
+            grid.columns(b),
+            ptr,
+            &grid,
+            &epi,
+            (precision, rounded),
+        );
     } else {
         let (p, ld) = pack(xd, (b, c, h, wd), scale.as_deref(), (pad, pad), (hp, wp), 0);
         let taps: Vec<(usize, usize)> = all_taps.map(|t| (t, 0)).collect();
@@ -478,7 +572,17 @@ pub fn conv2d(
             stride,
             k,
         };
-        run_tiles(wd_, (o, c), &taps, &src, b * ho * wo, ptr, &grid, &epi);
+        run_tiles(
+            wd_,
+            (o, c),
+            &taps,
+            &src,
+            b * ho * wo,
+            ptr,
+            &grid,
+            &epi,
+            (precision, rounded),
+        );
     }
     drop((xs, wg));
     Ok(Tensor::from_vec(out, (b, o, ho, wo), x.device())?)
@@ -505,6 +609,13 @@ pub fn conv_transpose3x3_s2(
         });
     }
     let scale = small_vec(in_scale, b * c, "input scale")?;
+    let precision = precision::current();
+    // The 3-channel heads stay f32 (see `gemm::BF16_MIN_ROWS`).
+    let rounded = if o >= BF16_MIN_ROWS {
+        w.rounded(precision)?
+    } else {
+        None
+    };
     let (oh, ow) = (2 * h + 2, 2 * wd + 2);
     let epi = EpiData::new(
         &Epilogue {
@@ -531,7 +642,12 @@ pub fn conv_transpose3x3_s2(
         (hp, wp),
         wp + 1,
     );
-    let src = Source::Shifted { p: &p, ld };
+    let pairs = rounded.map(|_| super::amx::round_pairs(&p, ld, c, ld));
+    let src = Source::Shifted {
+        p: &p,
+        ld,
+        pairs: pairs.as_ref().map(|(v, s)| (v.as_slice(), *s)),
+    };
     let mut out = vec![0f32; b * o * oh * ow];
     let ptr = SendPtr(out.as_mut_ptr());
     // Output row 2m + a gets kernel row ky from input row m - dy: (ky, dy) per phase.
@@ -556,7 +672,17 @@ pub fn conv_transpose3x3_s2(
                 pitch: 2 * ow,
                 step: 2,
             };
-            run_tiles(wd_, (o, c), &taps, &src, grid.columns(b), ptr, &grid, &epi);
+            run_tiles(
+                wd_,
+                (o, c),
+                &taps,
+                &src,
+                grid.columns(b),
+                ptr,
+                &grid,
+                &epi,
+                (precision, rounded),
+            );
         }
     }
     drop((xs, wg));
@@ -710,6 +836,83 @@ mod tests {
             assert_eq!(got.dims(), want.dims());
             let d = max_abs_diff(&got, &want);
             assert!(d < 1e-4, "{:?}: max diff {d}", (b, c, o, h, w));
+        }
+    }
+
+    #[test]
+    fn bf16_convs_stay_within_bf16_rounding_of_f32() {
+        use crate::model::cpu::{Precision, with_precision};
+        if Precision::Bf16.effective() != Precision::Bf16 {
+            eprintln!("no bf16 GEMM on this machine: skipped");
+            return;
+        }
+        let (b, c, o, h, w) = (1, 160, 96, 13, 11);
+        let x = rand(&[b, c, h, w], 31);
+        let wt = rand(&[o, c, 3, 3], 32);
+        let s_in = rand(&[b, c], 33);
+        let epi = Epilogue::default();
+        let run = |p: Precision, f: &dyn Fn() -> Tensor| with_precision(p, f);
+        let cases: [(&str, Box<dyn Fn() -> Tensor>); 4] = [
+            (
+                "direct",
+                Box::new(|| {
+                    conv2d(
+                        &x,
+                        &TapWeight::new(&wt).unwrap(),
+                        (1, 1),
+                        1,
+                        Some(&s_in),
+                        &epi,
+                    )
+                    .unwrap()
+                }),
+            ),
+            (
+                "winograd",
+                Box::new(|| {
+                    let tw = TapWeight::winograd(&wt).unwrap();
+                    conv2d(&x, &tw, (1, 1), 1, Some(&s_in), &epi).unwrap()
+                }),
+            ),
+            (
+                "strided",
+                Box::new(|| {
+                    conv2d(
+                        &x,
+                        &TapWeight::new(&wt).unwrap(),
+                        (2, 2),
+                        1,
+                        Some(&s_in),
+                        &epi,
+                    )
+                    .unwrap()
+                }),
+            ),
+            (
+                "transposed",
+                Box::new(|| {
+                    let wt_t = rand(&[o, c, 3, 3], 34);
+                    conv_transpose3x3_s2(&x, &TapWeight::new(&wt_t).unwrap(), Some(&s_in), None)
+                        .unwrap()
+                }),
+            ),
+        ];
+        for (name, f) in &cases {
+            let want = run(Precision::F32, f.as_ref());
+            let got = run(Precision::Bf16, f.as_ref());
+            let scale = want
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            let d = max_abs_diff(&got, &want);
+            // Each product carries two bf16 roundings (2^-9 relative each); over 1440
+            // products of random signs the sum's error is far below 1 % of the largest
+            // output. f32 itself stays within 1e-6 of that scale.
+            assert!(d < 1e-2 * scale, "{name}: max diff {d} at scale {scale}");
+            assert!(d > 1e-6 * scale, "{name}: bf16 ran as f32 (diff {d})");
         }
     }
 

@@ -2,6 +2,46 @@
 
 use gemm::Parallelism;
 
+use super::precision::Precision;
+
+/// Rows from which a GEMM runs in bf16 when asked (see [`gemm_rows_in`]).
+pub(super) const BF16_MIN_ROWS: usize = 16;
+
+/// [`gemm_rows`] in `precision`: the bf16 AMX GEMM for [`Precision::Bf16`] (which
+/// [`super::with_precision`] sets only where it is available), else f32.
+///
+/// GEMMs of fewer than [`BF16_MIN_ROWS`] rows stay f32 in either precision: the rows are
+/// a conv's output channels, so these are the 3-channel heads (`ToRgb`, and `ToFlow`,
+/// whose flow field the warp amplifies errors of), cheap in f32 and a tile's 16 rows
+/// mostly wasted in bf16.
+///
+/// `rounded`: the same `lhs` already rounded to bf16 (`amx::round_matrices`' layout,
+/// with its row stride), which spares rounding the weights on every call.
+///
+/// # Safety
+/// As [`gemm_rows`]; `rounded`, when given, addresses the rounded `lhs` with 32 readable
+/// rows past its last.
+#[inline]
+pub(super) unsafe fn gemm_rows_in(
+    precision: Precision,
+    shape: (usize, usize, usize),
+    dst: (*mut f32, usize, bool),
+    lhs: (*const f32, usize),
+    rounded: Option<(*const u16, usize)>,
+    rhs: (*const f32, usize),
+) {
+    #[cfg(target_arch = "x86_64")]
+    if precision == Precision::Bf16 && shape.0 >= BF16_MIN_ROWS && super::amx::available() {
+        // SAFETY: the caller's contract is `gemm_rows`'s, which `gemm_rows_bf16` shares;
+        // AMX was just checked.
+        unsafe { super::amx::gemm_rows_bf16(shape, dst, lhs, rounded, rhs, None) };
+        return;
+    }
+    let _ = (precision, rounded);
+    // SAFETY: forwarded from the caller.
+    unsafe { gemm_rows(shape, dst, lhs, rhs) }
+}
+
 /// `dst (m x n) = lhs (m x k) @ rhs (k x n)`, or `+=` when `accumulate`, for row-major
 /// blocks with the given row strides, on the calling thread (the kernels parallelise over
 /// tiles themselves).
@@ -40,5 +80,35 @@ pub(super) unsafe fn gemm_rows(
             false,
             Parallelism::None,
         );
+    }
+}
+
+/// `dst (m x n) (+)= lhs @ rhs` in bf16 from inputs already rounded: `lhs` in
+/// `amx::round_matrices`' layout and `rhs` in `amx::round_pairs`' (each with its row
+/// stride). For the direct convolutions, whose taps all read one rounded input.
+///
+/// # Safety
+/// `dst` as in [`gemm_rows`]; `lhs` addresses `m` rows (and 32 more readable) of
+/// `k.next_multiple_of(32)` values, zero past `k`; `rhs` `k.next_multiple_of(32) / 2`
+/// pair rows of `n.next_multiple_of(32)` readable pairs, zero past row `k`; the bf16 GEMM
+/// is available (`amx::available`).
+#[cfg(target_arch = "x86_64")]
+pub(super) unsafe fn gemm_rows_rounded(
+    shape: (usize, usize, usize),
+    dst: (*mut f32, usize, bool),
+    lhs: (*const u16, usize),
+    rhs: (*const u32, usize),
+) {
+    // SAFETY: forwarded from the caller; the f32 operands are never read when both
+    // rounded ones are given.
+    unsafe {
+        super::amx::gemm_rows_bf16(
+            shape,
+            dst,
+            (std::ptr::null(), 0),
+            Some(lhs),
+            (std::ptr::null(), 0),
+            Some(rhs),
+        )
     }
 }

@@ -26,6 +26,7 @@
 //! Both paths compute the same values in the same order where the parity tests need it
 //! (see each kernel).
 
+mod amx;
 mod batched_conv;
 mod batched_winograd;
 mod data;
@@ -34,6 +35,7 @@ mod epilogue;
 mod fir;
 mod gemm;
 mod grid_sample;
+mod precision;
 mod scratch;
 mod send_ptr;
 mod simd;
@@ -48,6 +50,7 @@ pub use direct_conv::{TapWeight, WINOGRAD_MIN_CHANNELS, conv_transpose3x3_s2, co
 pub use epilogue::{Act, Epilogue, bias_act};
 pub(crate) use fir::fir;
 pub(crate) use grid_sample::grid_sample;
+pub use precision::{Precision, with_precision};
 pub use warp::warp_blend;
 
 use crate::model::error::ModelResult;

@@ -17,7 +17,8 @@ use candle_core::{DType, Tensor};
 use rayon::prelude::*;
 
 use super::epilogue::EpiData;
-use super::gemm::gemm_rows;
+use super::gemm::gemm_rows_in;
+use super::precision::Precision;
 use super::scratch::with_scratch;
 use super::send_ptr::SendPtr;
 use super::simd;
@@ -339,7 +340,9 @@ fn output_transform(
 
 /// `conv2d(x * scale, w, stride 1, padding 1)` with the epilogue, for `x` `(B, C, H, W)`
 /// and the transformed weight `u` `(16, O, C)` from [`transform_weight`]. Writes the
-/// `(B, O, H, W)` result into `out`.
+/// `(B, O, H, W)` result into `out`, its GEMMs in `precision` (with `u` rounded to bf16
+/// in `rounded`, when given).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn conv3x3(
     x: &[f32],
     (b, c, h, w): (usize, usize, usize, usize),
@@ -348,6 +351,7 @@ pub(super) fn conv3x3(
     o: usize,
     epi: &EpiData,
     out: &mut [f32],
+    (precision, rounded): (Precision, Option<(&[u16], usize)>),
 ) {
     let d = Dims {
         b,
@@ -411,10 +415,12 @@ pub(super) fn conv3x3(
                             // floats at least); `v` and `m` are the two halves of the scratch
                             // (`split_at_mut`) and `u` is the weight, so dst overlaps neither input.
                             unsafe {
-                                gemm_rows(
+                                gemm_rows_in(
+                                    precision,
                                     (rows, cols, c),
                                     (m.as_mut_ptr().add(pt * rows * cols), cols, false),
                                     (u.as_ptr().add((pt * o + o0) * c), c),
+                                    rounded.map(|(r, rs)| (r.as_ptr().add((pt * o + o0) * rs), rs)),
                                     (v.as_ptr().add(pt * c * cols), cols),
                                 );
                             }
