@@ -56,7 +56,7 @@ pub fn run(opts: &BenchOptions) -> Result<serde_json::Value, BenchError> {
     stage(opts, "start");
 
     let file = CheckpointDir::scan(&opts.ckpt_dir).edtalk;
-    let generator = match &file {
+    let mut generator = match &file {
         // The plugin's path: the file read into a state dict, then built.
         Some(path) => Generator::load(path, &device, DType::F32)?,
         None => {
@@ -67,6 +67,8 @@ pub fn run(opts: &BenchOptions) -> Result<serde_json::Value, BenchError> {
             Generator::from_state_dict(weights, &device, DType::F32)?
         }
     };
+    // In bf16 each convolution keeps a bf16 copy of its weight, made on first use.
+    generator.set_precision(opts.precision);
     stage(opts, "generator");
 
     let mut rng = NormalStream::new(7);
@@ -97,6 +99,7 @@ pub fn run(opts: &BenchOptions) -> Result<serde_json::Value, BenchError> {
     Ok(emit(json!({
         "bench": "memory",
         "threads": opts.threads,
+        "precision": generator.precision().name(),
         "malloc": if opts.retain_freed_memory { "retain_freed_memory" } else { "default" },
         "weights": file.map_or("random".into(), |p| p.display().to_string()),
         "peak_rss_mb": round1(peaks[0]),

@@ -170,6 +170,7 @@ mod x86 {
             for (j, out) in row.chunks_exact_mut(BLOCK).enumerate() {
                 let lo = load16(src, j * BLOCK);
                 let hi = load16(src, j * BLOCK + TILE);
+                // SAFETY: `__m512bh` and `__m512i` are both 64 bytes of plain bits.
                 let v: __m512i = unsafe { std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo)) };
                 // SAFETY: `out` is 32 u16 = 64 bytes.
                 unsafe { _mm512_storeu_si512(out.as_mut_ptr().cast(), v) };
@@ -428,7 +429,7 @@ pub(super) fn round_bf16(x: f32) -> u16 {
 /// `k.next_multiple_of(32)`, so that row blocks can be read whole past a matrix's end.
 pub(super) fn round_matrices(w: &[f32], k: usize) -> Vec<u16> {
     let kp = k.next_multiple_of(32);
-    let rows = if k == 0 { 0 } else { w.len() / k };
+    let rows = w.len().checked_div(k).unwrap_or(0);
     let mut out = vec![0u16; (rows + PAD_ROWS) * kp];
     for (src, dst) in w.chunks_exact(k.max(1)).zip(out.chunks_exact_mut(kp)) {
         for (d, &v) in dst.iter_mut().zip(src) {

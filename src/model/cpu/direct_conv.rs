@@ -852,7 +852,8 @@ mod tests {
         let s_in = rand(&[b, c], 33);
         let epi = Epilogue::default();
         let run = |p: Precision, f: &dyn Fn() -> Tensor| with_precision(p, f);
-        let cases: [(&str, Box<dyn Fn() -> Tensor>); 4] = [
+        type Case<'a> = (&'static str, Box<dyn Fn() -> Tensor + 'a>);
+        let cases: [Case; 4] = [
             (
                 "direct",
                 Box::new(|| {
