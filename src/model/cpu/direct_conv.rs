@@ -113,8 +113,12 @@ impl TapWeight {
         })
     }
 
-    /// The weight rounded to bf16 with its row stride, when `precision` is bf16 (made once
-    /// and kept: half the f32 weight's memory, only in bf16).
+    /// The weight's taps `(k*k, O, C)` rounded to bf16, with their row stride, when
+    /// `precision` is bf16; made once and kept (a quarter of the f32 taps' memory, only in
+    /// bf16). A Winograd-only 3x3 weight gets its taps back exactly from `U = G g G^T`
+    /// (`winograd::taps_from_transform`): in bf16 the direct conv is both faster (no
+    /// transforms; the GEMMs are cheap) and closer to f32 (the transforms would add to the
+    /// rounding of their inputs).
     fn rounded(&self, precision: Precision) -> ModelResult<Option<(&[u16], usize)>> {
         if precision != Precision::Bf16 {
             return Ok(None);
@@ -123,14 +127,18 @@ impl TapWeight {
         if let Some(r) = self.rounded.get() {
             return Ok(Some((r, stride)));
         }
-        let w = match (&self.wino, &self.taps) {
-            (Some(w), _) | (None, Some(w)) => w,
+        let taps = match (&self.taps, &self.wino) {
+            (Some(t), _) => t.flatten_all()?.to_vec1::<f32>()?,
+            (None, Some(u)) => winograd::taps_from_transform(
+                &u.flatten_all()?.to_vec1::<f32>()?,
+                self.out_ch,
+                self.in_ch,
+            ),
             (None, None) => return Ok(None),
         };
-        let data = w.flatten_all()?.to_vec1::<f32>()?;
         let r = self
             .rounded
-            .get_or_init(|| super::amx::round_matrices(&data, self.in_ch));
+            .get_or_init(|| super::amx::round_matrices(&taps, self.in_ch));
         Ok(Some((r, stride)))
     }
 
@@ -488,27 +496,32 @@ pub fn conv2d(
     let (xs, xl) = x.storage_and_layout();
     let xd = cpu_f32(&xs, xl, "convolution input")?;
     let mut out = vec![0f32; out_len];
+    // In bf16 a stride-1 conv runs direct from the rounded taps (see `TapWeight::rounded`).
     if let Some(u) = &w.wino
         && stride == (1, 1)
         && pad == 1
+        && rounded.is_none()
     {
         let ug = u.storage_and_layout();
         let ud = cpu_f32(&ug.0, ug.1, "convolution weight")?;
-        winograd::conv3x3(
-            xd,
-            (b, c, h, wd),
-            scale.as_deref(),
-            ud,
-            o,
-            &epi,
-            &mut out,
-            (precision, rounded),
-        );
+        winograd::conv3x3(xd, (b, c, h, wd), scale.as_deref(), ud, o, &epi, &mut out);
         drop((xs, ug));
         return Ok(Tensor::from_vec(out, (b, o, ho, wo), x.device())?);
     }
-    let wg = w.taps()?.storage_and_layout();
-    let wd_ = cpu_f32(&wg.0, wg.1, "convolution weight")?;
+    // The f32 taps; a Winograd-only weight has none, and runs here only in bf16 at stride 1,
+    // where every GEMM reads the rounded taps and input (`Source::Shifted` with pairs).
+    let wg = match (&w.taps, rounded) {
+        (Some(t), _) => Some(t.storage_and_layout()),
+        (None, Some(_)) if stride == (1, 1) => None,
+        (None, _) => {
+            w.taps()?;
+            None
+        }
+    };
+    let wd_: &[f32] = match &wg {
+        Some((ws, wl)) => cpu_f32(ws, wl, "convolution weight")?,
+        None => &[],
+    };
     let ptr = SendPtr(out.as_mut_ptr());
     let all_taps = 0..k * k;
     if stride == (1, 1) {

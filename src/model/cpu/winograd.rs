@@ -17,8 +17,7 @@ use candle_core::{DType, Tensor};
 use rayon::prelude::*;
 
 use super::epilogue::EpiData;
-use super::gemm::gemm_rows_in;
-use super::precision::Precision;
+use super::gemm::gemm_rows;
 use super::scratch::with_scratch;
 use super::send_ptr::SendPtr;
 use super::simd;
@@ -68,6 +67,31 @@ pub fn transform_weight(w: &Tensor) -> ModelResult<Tensor> {
         }
     }
     Ok(Tensor::from_vec(u, (POINTS, o, c), w.device())?)
+}
+
+/// The 3x3 taps `(9, O, C)` of a weight from its transform `u` `(16, O, C)`
+/// ([`transform_weight`]): `g = L U L^T` with `L` the exact left inverse of `G`
+/// (`g0 = u0`, `g1 = u1 - u2`, `g2 = u3` along each axis), so nothing is lost beyond the
+/// transform's own f32 rounding.
+pub(super) fn taps_from_transform(u: &[f32], o: usize, c: usize) -> Vec<f32> {
+    let oc = o * c;
+    let mut g = vec![0f32; 9 * oc];
+    // Row `a` of L as (index, sign) pairs.
+    const L: [&[(usize, f32)]; 3] = [&[(0, 1.0)], &[(1, 1.0), (2, -1.0)], &[(3, 1.0)]];
+    for i in 0..oc {
+        for (a, la) in L.iter().enumerate() {
+            for (b, lb) in L.iter().enumerate() {
+                let mut v = 0f32;
+                for &(p, sp) in la.iter() {
+                    for &(q, sq) in lb.iter() {
+                        v += sp * sq * u[(p * 4 + q) * oc + i];
+                    }
+                }
+                g[(a * 3 + b) * oc + i] = v;
+            }
+        }
+    }
+    g
 }
 
 /// Shapes of one layer.
@@ -340,9 +364,7 @@ fn output_transform(
 
 /// `conv2d(x * scale, w, stride 1, padding 1)` with the epilogue, for `x` `(B, C, H, W)`
 /// and the transformed weight `u` `(16, O, C)` from [`transform_weight`]. Writes the
-/// `(B, O, H, W)` result into `out`, its GEMMs in `precision` (with `u` rounded to bf16
-/// in `rounded`, when given).
-#[allow(clippy::too_many_arguments)]
+/// `(B, O, H, W)` result into `out`.
 pub(super) fn conv3x3(
     x: &[f32],
     (b, c, h, w): (usize, usize, usize, usize),
@@ -351,7 +373,6 @@ pub(super) fn conv3x3(
     o: usize,
     epi: &EpiData,
     out: &mut [f32],
-    (precision, rounded): (Precision, Option<(&[u16], usize)>),
 ) {
     let d = Dims {
         b,
@@ -415,12 +436,10 @@ pub(super) fn conv3x3(
                             // floats at least); `v` and `m` are the two halves of the scratch
                             // (`split_at_mut`) and `u` is the weight, so dst overlaps neither input.
                             unsafe {
-                                gemm_rows_in(
-                                    precision,
+                                gemm_rows(
                                     (rows, cols, c),
                                     (m.as_mut_ptr().add(pt * rows * cols), cols, false),
                                     (u.as_ptr().add((pt * o + o0) * c), c),
-                                    rounded.map(|(r, rs)| (r.as_ptr().add((pt * o + o0) * rs), rs)),
                                     (v.as_ptr().add(pt * c * cols), cols),
                                 );
                             }
@@ -458,6 +477,31 @@ mod tests {
         for a in 0..4 {
             for b in 0..4 {
                 assert_eq!(u[a * 4 + b], col[a] * col[b]);
+            }
+        }
+    }
+
+    #[test]
+    fn taps_come_back_from_the_transform() {
+        let g: Vec<f32> = (0..2 * 3 * 9)
+            .map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0)
+            .collect();
+        let w = Tensor::from_vec(g.clone(), (2, 3, 3, 3), &candle_core::Device::Cpu).unwrap();
+        let u = transform_weight(&w)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let taps = taps_from_transform(&u, 2, 3);
+        // taps[(tap, o, c)] against g[(o, c, tap)].
+        for oc in 0..6 {
+            for t in 0..9 {
+                let (want, got) = (g[oc * 9 + t], taps[t * 6 + oc]);
+                assert!(
+                    (want - got).abs() < 1e-6,
+                    "tap {t} of {oc}: {got} vs {want}"
+                );
             }
         }
     }
