@@ -122,7 +122,7 @@ enum Command {
         #[arg(long, default_value = "ckpts")]
         ckpts: PathBuf,
         /// The decoder's arithmetic in the neural and layer figures: f32 (the reference)
-        /// or bf16 (Intel AMX; f32 where the CPU lacks it).
+        /// or bf16 (Intel AMX or AVX-512 BF16; f32 where the CPU has neither).
         #[arg(long, default_value = "f32")]
         precision: bevy_edtalk::model::Precision,
     },

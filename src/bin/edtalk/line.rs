@@ -45,8 +45,8 @@ pub struct LineOptions {
     pub ckpts: PathBuf,
     #[arg(long, value_enum, default_value = "auto")]
     pub backend: BackendArg,
-    /// The neural decoder's arithmetic: f32 (the reference) or bf16 (Intel AMX, several
-    /// times faster on CPUs that have it; f32 where they do not).
+    /// The neural decoder's arithmetic: f32 (the reference) or bf16 (Intel AMX or AVX-512
+    /// BF16; several times faster with AMX; f32 where the CPU has neither).
     #[arg(long, default_value = "f32")]
     pub precision: bevy_edtalk::model::Precision,
     /// Use the portrait as it is (no face detection and alignment). By default any portrait

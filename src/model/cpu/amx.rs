@@ -1,5 +1,6 @@
 //! The bf16 GEMM of [`Precision::Bf16`](super::Precision): Intel AMX tiles (Sapphire Rapids
-//! and later), f32 in and out, bf16 products summed in f32.
+//! and later), or AVX-512 BF16 dot products where there is no AMX (Zen 4 and later); f32
+//! in and out, bf16 products summed in f32.
 //!
 //! Same contract as `gemm_rows` (`dst (m x n) (+)= lhs (m x k) @ rhs (k x n)`, row-major
 //! f32 blocks with row strides), so that every tiled convolution can take either. Each call
@@ -17,14 +18,16 @@
 //! and the f32 write-out.
 //!
 //! Linux hands out the AMX register state only on request (`arch_prctl(ARCH_REQ_XCOMP_PERM)`,
-//! once per process); [`available`] asks, and says no where the CPU, the OS or the target
-//! lack it.
+//! once per process); [`kernel`] asks, and picks the AVX-512 BF16 kernel where the OS
+//! refuses or the CPU has no AMX, and none where it lacks AVX-512 BF16 too.
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::asm;
     use std::arch::x86_64::*;
     use std::cell::RefCell;
+
+    use super::Kernel;
 
     /// Rows and columns of the block the 4 accumulator tiles hold; also the depth step.
     const BLOCK: usize = 32;
@@ -57,19 +60,21 @@ mod x86 {
         static BUFFERS: RefCell<(Vec<u16>, Vec<u32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
     }
 
-    pub(super) fn detect() -> bool {
+    /// The bf16 kernel this CPU runs, if any.
+    pub(super) fn detect() -> Option<Kernel> {
         if !(std::is_x86_feature_detected!("avx512f")
             && std::is_x86_feature_detected!("avx512bw")
             && std::is_x86_feature_detected!("avx512bf16"))
         {
-            return false;
+            return None;
         }
         // CPUID leaf 7: EDX bit 22 AMX-BF16, bit 24 AMX-TILE.
         let edx = __cpuid_count(7, 0).edx;
-        if edx & (1 << 22) == 0 || edx & (1 << 24) == 0 {
-            return false;
+        if edx & (1 << 22) != 0 && edx & (1 << 24) != 0 && request_permission() {
+            Some(Kernel::Amx)
+        } else {
+            Some(Kernel::Avx512Bf16)
         }
-        request_permission()
     }
 
     #[cfg(target_os = "linux")]
@@ -95,8 +100,10 @@ mod x86 {
     /// `dst (+)= lhs @ rhs` (see `gemm_rows`), in bf16 with f32 sums.
     ///
     /// # Safety
-    /// As `gemm_rows`; and [`detect`] must have returned true.
+    /// As `gemm_rows`; and [`detect`] must have returned `kernel` (or AMX, which implies
+    /// AVX-512 BF16).
     pub(super) unsafe fn gemm(
+        kernel: Kernel,
         (m, n, k): (usize, usize, usize),
         (dst, dst_rs, accumulate): (*mut f32, usize, bool),
         (lhs, lhs_rs): (*const f32, usize),
@@ -139,15 +146,69 @@ mod x86 {
                         (b.as_ptr(), np)
                     }
                 };
-                tiles(
-                    (m, n),
-                    (mp, np, kp),
-                    (a_ptr, a_rs),
-                    (b_ptr, b_rs),
-                    (dst, dst_rs, accumulate),
-                );
+                let shapes = ((m, n), (mp, np, kp));
+                let (a, b, d) = ((a_ptr, a_rs), (b_ptr, b_rs), (dst, dst_rs, accumulate));
+                match kernel {
+                    Kernel::Amx => tiles(shapes.0, shapes.1, a, b, d),
+                    Kernel::Avx512Bf16 => dots(shapes.0, shapes.1, a, b, d),
+                }
             }
         })
+    }
+
+    /// Rows of the AVX-512 BF16 kernel's block (its columns are [`BLOCK`]).
+    const DOT_ROWS: usize = 8;
+
+    /// The tile loop's work without AMX (Zen 4 and later, or an OS without AMX state): an
+    /// 8 x 32 block of 16 accumulators, each step one broadcast `lhs` pair per row times
+    /// two 16-column `rhs` pair vectors (`vdpbf16ps`, two products per lane). Same
+    /// operands, layout and contract as [`tiles`].
+    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+    unsafe fn dots(
+        (m, n): (usize, usize),
+        (_mp, np, kp): (usize, usize, usize),
+        (a, a_rs): (*const u16, usize),
+        (b, b_rs): (*const u32, usize),
+        (dst, dst_rs, accumulate): (*mut f32, usize, bool),
+    ) {
+        let mut block = Block([0.0; BLOCK * BLOCK]);
+        for n0 in (0..np).step_by(BLOCK) {
+            for m0 in (0..m).step_by(DOT_ROWS) {
+                let mut acc = [[_mm512_setzero_ps(); 2]; DOT_ROWS];
+                for kk in 0..kp / 2 {
+                    // SAFETY: pair row `kk < kp / 2`, columns `n0..n0 + 32 <= np` of `b`, and
+                    // rows `m0..m0 + 8 <= mp` (`m` rounded up to 32), pair `kk` of `a`.
+                    unsafe {
+                        let row = b.add(kk * b_rs + n0);
+                        let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(row.cast()));
+                        let b1: __m512bh =
+                            std::mem::transmute(_mm512_loadu_si512(row.add(TILE).cast()));
+                        for (r, acc) in acc.iter_mut().enumerate() {
+                            let pair = a
+                                .add((m0 + r) * a_rs + 2 * kk)
+                                .cast::<u32>()
+                                .read_unaligned();
+                            let av: __m512bh = std::mem::transmute(_mm512_set1_epi32(pair as i32));
+                            acc[0] = _mm512_dpbf16_ps(acc[0], av, b0);
+                            acc[1] = _mm512_dpbf16_ps(acc[1], av, b1);
+                        }
+                    }
+                }
+                for (r, acc) in acc.iter().enumerate() {
+                    // SAFETY: row `r < 8` of the 32 x 32 block, 16 floats each.
+                    unsafe {
+                        _mm512_storeu_ps(block.0.as_mut_ptr().add(r * BLOCK), acc[0]);
+                        _mm512_storeu_ps(block.0.as_mut_ptr().add(r * BLOCK + TILE), acc[1]);
+                    }
+                }
+                // Only the block's first DOT_ROWS rows are filled: `m` is cut to them.
+                let rows_end = m.min(m0 + DOT_ROWS);
+                // SAFETY: as in `tiles`.
+                unsafe {
+                    write_block(&block.0, (m0, n0), (rows_end, n), (dst, dst_rs, accumulate))
+                };
+            }
+        }
     }
 
     /// `lhs` rounded to bf16 as `mp` rows of `kp` values, zeros past `m` and `k`.
@@ -338,20 +399,40 @@ mod x86 {
     }
 }
 
-/// Whether this machine runs the bf16 GEMM: an x86_64 CPU with AMX-BF16 and AVX-512 BF16,
-/// and an OS that grants the AMX state. Checked once.
-pub(crate) fn available() -> bool {
-    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVAILABLE.get_or_init(|| {
+/// The two bf16 GEMM kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kernel {
+    /// Intel AMX tiles (Sapphire Rapids and later).
+    Amx,
+    /// AVX-512 BF16 dot products (`vdpbf16ps`): Zen 4 and later, Cooper Lake, and AMX
+    /// CPUs whose OS withholds the AMX state.
+    Avx512Bf16,
+}
+
+/// The bf16 kernel this machine runs, if any. Checked once. On an AMX machine the
+/// environment variable `EDTALK_BF16_KERNEL=avx512bf16` picks the AVX-512 BF16 kernel
+/// instead (to measure what Zen 4-class CPUs get).
+pub(crate) fn kernel() -> Option<Kernel> {
+    static KERNEL: std::sync::OnceLock<Option<Kernel>> = std::sync::OnceLock::new();
+    *KERNEL.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         {
-            x86::detect()
+            let forced = std::env::var("EDTALK_BF16_KERNEL").is_ok_and(|v| v == "avx512bf16");
+            match x86::detect() {
+                Some(Kernel::Amx) if forced => Some(Kernel::Avx512Bf16),
+                found => found,
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            false
+            None
         }
     })
+}
+
+/// Whether this machine runs the bf16 GEMM (either [`Kernel`]).
+pub(crate) fn available() -> bool {
+    kernel().is_some()
 }
 
 /// `dst (m x n) (+)= lhs (m x k) @ rhs (k x n)` with both inputs rounded to bf16 and the
@@ -368,9 +449,11 @@ pub(super) unsafe fn gemm_rows_bf16(
     rhs: (*const f32, usize),
     rhs_rounded: Option<(*const u32, usize)>,
 ) {
-    debug_assert!(available());
-    // SAFETY: forwarded from the caller.
-    unsafe { x86::gemm(shape, dst, lhs, rounded, rhs, rhs_rounded) }
+    let Some(kernel) = kernel() else {
+        unreachable!("gemm_rows_bf16 called without a bf16 kernel");
+    };
+    // SAFETY: forwarded from the caller; `kernel` is what `detect` found.
+    unsafe { x86::gemm(kernel, shape, dst, lhs, rounded, rhs, rhs_rounded) }
 }
 
 /// `rows` rows of `width` f32 (`src`, `rs` apart) rounded to bf16 in the VNNI pair layout
@@ -454,10 +537,15 @@ mod tests {
 
     #[test]
     fn bf16_gemm_matches_a_rounded_reference_on_ragged_shapes() {
-        if !available() {
-            eprintln!("no AMX here: skipped");
-            return;
-        }
+        // Both kernels where the CPU has AMX (its AVX-512 BF16 too), else the one it has.
+        let kernels: &[Kernel] = match kernel() {
+            Some(Kernel::Amx) => &[Kernel::Amx, Kernel::Avx512Bf16],
+            Some(Kernel::Avx512Bf16) => &[Kernel::Avx512Bf16],
+            None => {
+                eprintln!("no bf16 GEMM on this CPU: skipped");
+                return;
+            }
+        };
         let mut seed = 7u32;
         let mut rnd = || {
             seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
@@ -474,75 +562,63 @@ mod tests {
             let lhs: Vec<f32> = (0..m * lhs_rs).map(|_| rnd()).collect();
             let rhs: Vec<f32> = (0..k * rhs_rs).map(|_| rnd()).collect();
             let init: Vec<f32> = (0..m * dst_rs).map(|_| rnd()).collect();
-            let mut dst = init.clone();
-            // SAFETY: each block has its shape and stride inside its vector.
-            unsafe {
-                gemm_rows_bf16(
-                    (m, n, k),
-                    (dst.as_mut_ptr(), dst_rs, acc),
-                    (lhs.as_ptr(), lhs_rs),
-                    None,
-                    (rhs.as_ptr(), rhs_rs),
-                    None,
-                );
-            }
-            // The same product from a pre-rounded lhs.
             let packed: Vec<f32> = (0..m)
                 .flat_map(|i| lhs[i * lhs_rs..i * lhs_rs + k].iter().copied())
                 .collect();
             let rounded = round_matrices(&packed, k);
-            let mut dst2 = init.clone();
-            // SAFETY: as above; `rounded` has `m + PAD_ROWS` rows of `k` rounded up to 32.
-            unsafe {
-                gemm_rows_bf16(
-                    (m, n, k),
-                    (dst2.as_mut_ptr(), dst_rs, acc),
-                    (lhs.as_ptr(), lhs_rs),
-                    Some((rounded.as_ptr(), k.next_multiple_of(32))),
-                    (rhs.as_ptr(), rhs_rs),
-                    None,
-                );
-            }
-            assert_eq!(dst, dst2, "pre-rounded lhs gives other sums");
-            // And from a pre-rounded rhs.
             let (pairs, ld) = round_pairs(&rhs, rhs_rs, k, n);
-            let mut dst3 = init.clone();
-            // SAFETY: as above; `pairs` has the padded pair rows and columns.
-            unsafe {
-                gemm_rows_bf16(
-                    (m, n, k),
-                    (dst3.as_mut_ptr(), dst_rs, acc),
-                    (lhs.as_ptr(), lhs_rs),
-                    None,
-                    (rhs.as_ptr(), rhs_rs),
-                    Some((pairs.as_ptr(), ld)),
-                );
-            }
-            assert_eq!(dst, dst3, "pre-rounded rhs gives other sums");
-            for i in 0..m {
-                for j in 0..dst_rs {
-                    let got = dst[i * dst_rs + j];
-                    if j >= n {
-                        assert_eq!(got, init[i * dst_rs + j], "wrote past column {n}");
-                        continue;
+            for &kernel in kernels {
+                let run = |pre_lhs: bool, pre_rhs: bool| {
+                    let mut dst = init.clone();
+                    // SAFETY: each block has its shape and stride inside its vector;
+                    // `rounded` has `m + PAD_ROWS` rows of `k` rounded up to 32, `pairs`
+                    // the padded pair rows and columns; `kernel` is one this CPU runs.
+                    unsafe {
+                        x86::gemm(
+                            kernel,
+                            (m, n, k),
+                            (dst.as_mut_ptr(), dst_rs, acc),
+                            (lhs.as_ptr(), lhs_rs),
+                            pre_lhs.then(|| (rounded.as_ptr(), k.next_multiple_of(32))),
+                            (rhs.as_ptr(), rhs_rs),
+                            pre_rhs.then(|| (pairs.as_ptr(), ld)),
+                        );
                     }
-                    let sum: f64 = (0..k)
-                        .map(|p| {
-                            bf16(lhs[i * lhs_rs + p]) as f64 * bf16(rhs[p * rhs_rs + j]) as f64
-                        })
-                        .sum();
-                    let want = sum
-                        + if acc {
-                            init[i * dst_rs + j] as f64
-                        } else {
-                            0.0
-                        };
-                    let tol = 1e-5 * (k as f64).sqrt() + 1e-6;
-                    assert!(
-                        (got as f64 - want).abs() < tol,
-                        "{:?} at ({i}, {j}): {got} vs {want}",
-                        (m, n, k, acc)
-                    );
+                    dst
+                };
+                let dst = run(false, false);
+                assert_eq!(dst, run(true, false), "{kernel:?}: pre-rounded lhs differs");
+                assert_eq!(dst, run(false, true), "{kernel:?}: pre-rounded rhs differs");
+                assert_eq!(
+                    dst,
+                    run(true, true),
+                    "{kernel:?}: pre-rounded inputs differ"
+                );
+                for i in 0..m {
+                    for j in 0..dst_rs {
+                        let got = dst[i * dst_rs + j];
+                        if j >= n {
+                            assert_eq!(got, init[i * dst_rs + j], "wrote past column {n}");
+                            continue;
+                        }
+                        let sum: f64 = (0..k)
+                            .map(|p| {
+                                bf16(lhs[i * lhs_rs + p]) as f64 * bf16(rhs[p * rhs_rs + j]) as f64
+                            })
+                            .sum();
+                        let want = sum
+                            + if acc {
+                                init[i * dst_rs + j] as f64
+                            } else {
+                                0.0
+                            };
+                        let tol = 1e-5 * (k as f64).sqrt() + 1e-6;
+                        assert!(
+                            (got as f64 - want).abs() < tol,
+                            "{kernel:?} {:?} at ({i}, {j}): {got} vs {want}",
+                            (m, n, k, acc)
+                        );
+                    }
                 }
             }
         }

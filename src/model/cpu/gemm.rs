@@ -7,7 +7,7 @@ use super::precision::Precision;
 /// Rows from which a GEMM runs in bf16 when asked (see [`gemm_rows_in`]).
 pub(super) const BF16_MIN_ROWS: usize = 16;
 
-/// [`gemm_rows`] in `precision`: the bf16 AMX GEMM for [`Precision::Bf16`] (which
+/// [`gemm_rows`] in `precision`: the bf16 GEMM (AMX or AVX-512 BF16) for [`Precision::Bf16`] (which
 /// [`super::with_precision`] sets only where it is available), else f32.
 ///
 /// GEMMs of fewer than [`BF16_MIN_ROWS`] rows stay f32 in either precision: the rows are
@@ -33,7 +33,7 @@ pub(super) unsafe fn gemm_rows_in(
     #[cfg(target_arch = "x86_64")]
     if precision == Precision::Bf16 && shape.0 >= BF16_MIN_ROWS && super::amx::available() {
         // SAFETY: the caller's contract is `gemm_rows`'s, which `gemm_rows_bf16` shares;
-        // AMX was just checked.
+        // a bf16 kernel was just checked.
         unsafe { super::amx::gemm_rows_bf16(shape, dst, lhs, rounded, rhs, None) };
         return;
     }

@@ -7,8 +7,9 @@ use std::cell::Cell;
 ///
 /// `F32` is the default and the reference: it is what the parity tests check against the
 /// official PyTorch code. `Bf16` rounds each GEMM's two inputs to bfloat16 (8 bits of
-/// mantissa) and sums the products in f32, on Intel AMX tiles; where the CPU (or the OS)
-/// has no AMX it falls back to `F32` ([`Precision::effective`]). Only the convolutions'
+/// mantissa) and sums the products in f32, on Intel AMX tiles, or with AVX-512 BF16 where
+/// there is no AMX (Zen 4 and later); where the CPU has neither it falls back to `F32`
+/// ([`Precision::effective`]). Only the convolutions'
 /// GEMMs change: packing, Winograd transforms, epilogues, blurs and warps stay f32.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
@@ -18,13 +19,13 @@ pub enum Precision {
     /// f32 products: the reference.
     #[default]
     F32,
-    /// bf16 products with f32 sums (Intel AMX-BF16); about 3 significant digits per
-    /// product, measured on the parity fixtures and end to end by `edtalk bench`.
+    /// bf16 products with f32 sums (Intel AMX-BF16 or AVX-512 BF16); about 3 significant
+    /// digits per product (see the README for the measured error).
     Bf16,
 }
 
 impl Precision {
-    /// What actually runs on this machine: `Bf16` only where the bf16 GEMM is available.
+    /// What actually runs on this machine: `Bf16` only where a bf16 GEMM is available.
     pub fn effective(self) -> Self {
         match self {
             Precision::Bf16 if super::amx::available() => Precision::Bf16,
