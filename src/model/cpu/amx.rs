@@ -579,9 +579,9 @@ mod tests {
                             (m, n, k),
                             (dst.as_mut_ptr(), dst_rs, acc),
                             (lhs.as_ptr(), lhs_rs),
-                            pre_lhs.then(|| (rounded.as_ptr(), k.next_multiple_of(32))),
+                            pre_lhs.then_some((rounded.as_ptr(), k.next_multiple_of(32))),
                             (rhs.as_ptr(), rhs_rs),
-                            pre_rhs.then(|| (pairs.as_ptr(), ld)),
+                            pre_rhs.then_some((pairs.as_ptr(), ld)),
                         );
                     }
                     dst
