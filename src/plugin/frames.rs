@@ -363,11 +363,7 @@ pub(crate) fn collect_frames(
     let decay = 0.5f64.powf(time.delta_secs_f64() / TURNAROUND_HALF_LIFE);
     worker.turnaround = match (worker.turnaround, turnaround) {
         (Some(t), Some(seen)) => Some((t * decay).max(seen)),
-        // The first measurement is not trusted for long: a game's first seconds (shaders,
-        // assets) starve the worker again and again. The lead starts at its most and
-        // decays toward what is measured.
-        (None, Some(seen)) => Some(seen.max(MAX_TURNAROUND_LEAD / TURNAROUND_MARGIN)),
-        (t, None) => t.map(|t| t * decay),
+        (t, seen) => seen.or(t.map(|t| t * decay)),
     };
     let rendered = stats.rendered.load(Ordering::Relaxed);
     let micros = stats.render_micros.load(Ordering::Relaxed);
