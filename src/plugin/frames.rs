@@ -36,14 +36,7 @@ pub(crate) fn request_frames(
     // At least two game frames ahead: a game slower than the faces' frame rate would
     // otherwise reach each frame before it is rendered (capped: a hitch is not a rate).
     let game_frame = (time.delta_secs() * 2.0).min(0.5);
-    // And at least as far ahead as frames have recently taken to come back.
-    let lead = (settings.prebuffer_secs().max(game_frame) as f64).max(
-        worker.turnaround.map_or(MAX_TURNAROUND_LEAD, |t| {
-            (t * TURNAROUND_MARGIN).min(MAX_TURNAROUND_LEAD)
-        }),
-    );
-    let ahead = (lead * fps as f64).ceil() as i64;
-    let now = time.elapsed_secs_f64();
+    let ahead = (settings.prebuffer_secs().max(game_frame) * fps).ceil() as i64;
     // Jobs for the main worker, and for the procedural fallback (lines it renders).
     let mut jobs = Vec::new();
     let mut fallback_jobs = Vec::new();
@@ -141,11 +134,6 @@ pub(crate) fn request_frames(
                 rt.paced = Some(key);
             } else {
                 rt.outstanding.insert(key);
-                // A slow renderer's turnaround is its queue, planned for by render-ahead
-                // and pacing: only workers that keep up are measured.
-                if fallback.is_some() || !slow {
-                    rt.requested_at.insert(key, now);
-                }
             }
             in_flight += usize::from(fallback.is_none());
             queue.push(FrameJob {
@@ -177,26 +165,12 @@ pub(crate) fn request_frames(
             } else {
                 let upto = rt.requested_upto;
                 rt.outstanding.retain(|&k| k <= upto);
-                rt.requested_at.retain(|&k, _| k <= upto);
                 rt.paced = rt.paced.filter(|&k| k <= upto);
                 rt.last_motion = None;
             }
         }
     }
 }
-
-/// Frames are requested at least this many times [`WorkerRes::turnaround`] ahead.
-const TURNAROUND_MARGIN: f64 = 1.5;
-
-/// The most the measured turnaround lengthens the request lead, in seconds (a renderer
-/// that takes longer than this is slow: render-ahead and pacing plan for it); also the
-/// lead before any frame came back (a game's first seconds compile shaders and load
-/// assets, and the worker gets little time).
-const MAX_TURNAROUND_LEAD: f64 = 0.5;
-
-/// Half-life of [`WorkerRes::turnaround`] in game seconds: a long turnaround (a moment
-/// without CPU) keeps the lead up for a while, since such moments come again.
-const TURNAROUND_HALF_LIFE: f64 = 10.0;
 
 /// Safety margin on the measured frame time when pacing idle faces.
 const IDLE_MARGIN: f64 = 1.3;
@@ -235,10 +209,6 @@ pub(crate) fn collect_frames(
     let events: Vec<_> = events
         .chain(fallback.into_iter().map(|ev| (true, ev)))
         .collect();
-    let now = time.elapsed_secs_f64();
-    // The longest turnaround seen this game frame.
-    let mut turnaround: Option<f64> = None;
-    let mut seen = |t: f64| turnaround = Some(turnaround.map_or(t, |m: f64| m.max(t)));
     for (from_fallback, ev) in events {
         match ev {
             WorkerEvent::Frame {
@@ -258,9 +228,6 @@ pub(crate) fn collect_frames(
                 let cancelled = rt.cancelled_paced == Some(index);
                 if cancelled {
                     rt.cancelled_paced = None;
-                }
-                if let Some(t) = rt.requested_at.remove(&index) {
-                    seen(now - t);
                 }
                 if rt.paced == Some(index) {
                     rt.paced = None;
@@ -344,27 +311,12 @@ pub(crate) fn collect_frames(
                     let k = rt.key;
                     rt.requested_upto = rt.requested_upto.min(k);
                     rt.outstanding.clear();
-                    rt.requested_at.clear();
                     rt.paced = None;
                     rt.last_motion = None;
                 }
             }
         }
     }
-    // Frames due by now that have not come took at least this long (or were skipped as
-    // stale: forgotten once their time has passed).
-    for mut rt in &mut faces {
-        let key = rt.key;
-        for (_, t) in rt.requested_at.range(..=key) {
-            seen(now - t);
-        }
-        rt.requested_at.retain(|&k, _| k >= key);
-    }
-    let decay = 0.5f64.powf(time.delta_secs_f64() / TURNAROUND_HALF_LIFE);
-    worker.turnaround = match (worker.turnaround, turnaround) {
-        (Some(t), Some(seen)) => Some((t * decay).max(seen)),
-        (t, seen) => seen.or(t.map(|t| t * decay)),
-    };
     let rendered = stats.rendered.load(Ordering::Relaxed);
     let micros = stats.render_micros.load(Ordering::Relaxed);
     // Render-ahead plans with recent frames: a running average of the last frame times.
@@ -392,6 +344,7 @@ pub(crate) fn collect_frames(
         0.0
     };
     diag.last_inference_ms = stats.last_frame_micros.load(Ordering::Relaxed) as f32 / 1000.0;
+    let now = time.elapsed_secs_f64();
     let (t0, n0) = worker.fps_window;
     if now - t0 >= 1.0 {
         diag.inference_fps = (rendered.saturating_sub(n0) as f64 / (now - t0)) as f32;

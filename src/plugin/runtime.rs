@@ -39,11 +39,6 @@ pub(crate) struct WorkerRes {
     pub(crate) frame_secs: f64,
     /// Rendered-frame count when `frame_secs` was last updated.
     pub(crate) frame_secs_seen: u64,
-    /// How long the workers that keep up have recently taken to deliver a requested
-    /// frame, in game seconds (the longest seen, decaying; `None` until a frame came):
-    /// frames are requested at least this far ahead, so a worker starved of CPU for a
-    /// moment (a game frame that hitched, another process) still delivers them in time.
-    pub(crate) turnaround: Option<f64>,
     /// Stale requests the workers had skipped when last counted into the diagnostics.
     pub(crate) stale_seen: u64,
     /// The same for requests skipped as outdated.
@@ -174,9 +169,6 @@ pub struct FaceRuntime {
     pub(crate) invalid_after: i64,
     pub(crate) requested_upto: i64,
     pub(crate) outstanding: BTreeSet<i64>,
-    /// Game time each outstanding frame was requested at, for frames of a worker that
-    /// keeps up (what [`WorkerRes::turnaround`] measures).
-    pub(crate) requested_at: BTreeMap<i64, f64>,
     pub(crate) buffer: BTreeMap<i64, (u32, FaceFrame)>,
     pub(crate) shown: Option<i64>,
     pub(crate) last_motion: Option<MotionFrame>,
@@ -199,7 +191,6 @@ impl FaceRuntime {
         self.invalid_after = after;
         self.buffer.retain(|&k, _| k <= after);
         self.outstanding.retain(|&k| k <= after);
-        self.requested_at.retain(|&k, _| k <= after);
         self.requested_upto = self.requested_upto.min(after);
         self.last_motion = None;
         // A slow renderer may be drawing it already; a new one is asked for at once.
