@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError, bounded};
 
 use crate::motion::MotionFrame;
 use crate::render::rig::FaceRig;
@@ -402,25 +402,42 @@ impl WorkerThread {
         let _ = self.ev_tx.try_send(ev);
     }
 
+    /// Takes commands as they come and renders the queued jobs most urgent first (see
+    /// [`Self::next_chunk`]), one renderer call at a time, so a job that is due soon never
+    /// waits behind frames of other faces that are due much later. Commands that arrive
+    /// meanwhile join the queue before the next call.
     fn serve(&mut self, renderer: &mut Box<dyn FaceRenderer>) {
-        while let Ok(first) = self.cmd_rx.recv() {
+        // Jobs taken from the channel and not rendered yet.
+        let mut pending: Vec<FrameJob> = Vec::new();
+        loop {
+            // Wait only while there is nothing to render.
+            let first = if pending.is_empty() {
+                match self.cmd_rx.recv() {
+                    Ok(cmd) => Some(cmd),
+                    Err(_) => return,
+                }
+            } else {
+                match self.cmd_rx.try_recv() {
+                    Ok(cmd) => Some(cmd),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => return,
+                }
+            };
             // Gather what is already queued so several characters share one renderer call.
-            let mut jobs = Vec::new();
-            let mut next = Some(first);
+            let mut next = first;
             while let Some(cmd) = next.take() {
                 match cmd {
-                    Command::Render(mut batch) => jobs.append(&mut batch),
+                    Command::Render(mut batch) => pending.append(&mut batch),
                     other => {
                         // Keep order: render what came before an identity change first.
-                        self.render_jobs(renderer, std::mem::take(&mut jobs));
+                        self.render_jobs(renderer, std::mem::take(&mut pending));
                         self.apply(renderer, other);
                     }
                 }
-                if jobs.len() < self.settings.max_batch * 4 {
-                    next = self.cmd_rx.try_recv().ok();
-                }
+                next = self.cmd_rx.try_recv().ok();
             }
-            self.render_jobs(renderer, jobs);
+            let chunk = self.next_chunk(&mut pending);
+            self.render_chunk(renderer, &chunk);
         }
     }
 
@@ -522,64 +539,79 @@ impl WorkerThread {
             .fetch_add(superseded, Ordering::Relaxed);
     }
 
+    /// Renders all of `jobs`, most urgent first.
     fn render_jobs(&mut self, renderer: &mut Box<dyn FaceRenderer>, mut jobs: Vec<FrameJob>) {
-        if jobs.is_empty() {
+        while !jobs.is_empty() {
+            let chunk = self.next_chunk(&mut jobs);
+            self.render_chunk(renderer, &chunk);
+        }
+    }
+
+    /// Takes the next renderer call's jobs out of `pending`: outdated ones are skipped
+    /// (checked before every call: playheads move while earlier calls render), the rest
+    /// ordered by how soon they are due (index minus their identity's playhead; the order
+    /// they came in among equals, and for identities without a playhead), and the first
+    /// `max_batch` taken. In arrival order, the last of sixteen faces' frames would wait
+    /// behind every other face's frames of the same game frame, even those due later.
+    fn next_chunk(&self, pending: &mut Vec<FrameJob>) -> Vec<FrameJob> {
+        self.skip_outdated(pending);
+        {
+            let heads = self.playheads.lock().unwrap_or_else(|p| p.into_inner());
+            // Stable: one identity's frames stay in order.
+            pending.sort_by_key(|j| heads.get(&j.identity).map_or(0, |h| j.index - h.index));
+        }
+        let n = self.settings.max_batch.max(1).min(pending.len());
+        pending.drain(..n).collect()
+    }
+
+    /// One renderer call for `chunk`; its frames (or its failure) are reported.
+    fn render_chunk(&mut self, renderer: &mut Box<dyn FaceRenderer>, chunk: &[FrameJob]) {
+        if chunk.is_empty() {
             return;
         }
-        let batch = self.settings.max_batch.max(1);
-        while !jobs.is_empty() {
-            let mut chunk: Vec<FrameJob> = jobs.drain(..batch.min(jobs.len())).collect();
-            // Checked per chunk: a slow renderer's playheads move while earlier chunks render.
-            self.skip_outdated(&mut chunk);
-            if chunk.is_empty() {
-                continue;
-            }
-            let chunk = chunk.as_slice();
-            let requests: Vec<FaceRequest> = chunk
-                .iter()
-                .map(|j| FaceRequest {
-                    identity: j.identity,
-                    motion: j.motion.clone(),
-                })
-                .collect();
-            let t0 = Instant::now();
-            let result = std::panic::catch_unwind(AssertUnwindSafe(|| renderer.render(&requests)));
-            #[cfg(feature = "test-hooks")]
-            if let Some(rest) = (self.min_frame_time * chunk.len() as u32).checked_sub(t0.elapsed())
-            {
-                std::thread::sleep(rest);
-            }
-            let micros = t0.elapsed().as_micros() as u64;
-            match result {
-                Ok(Ok(frames)) => {
-                    self.stats
-                        .render_micros
-                        .fetch_add(micros, Ordering::Relaxed);
-                    self.stats
-                        .last_frame_micros
-                        .store(micros / chunk.len() as u64, Ordering::Relaxed);
-                    self.stats
-                        .rendered
-                        .fetch_add(frames.len() as u64, Ordering::Relaxed);
-                    for (job, frame) in chunk.iter().zip(frames) {
-                        let frame = match self.paste.get(&job.identity) {
-                            Some(t) => pasted(frame, t),
-                            None => frame,
-                        };
-                        self.emit(WorkerEvent::Frame {
-                            identity: job.identity,
-                            index: job.index,
-                            epoch: job.epoch,
-                            frame,
-                        });
-                    }
+        let requests: Vec<FaceRequest> = chunk
+            .iter()
+            .map(|j| FaceRequest {
+                identity: j.identity,
+                motion: j.motion.clone(),
+            })
+            .collect();
+        let t0 = Instant::now();
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| renderer.render(&requests)));
+        #[cfg(feature = "test-hooks")]
+        if let Some(rest) = (self.min_frame_time * chunk.len() as u32).checked_sub(t0.elapsed()) {
+            std::thread::sleep(rest);
+        }
+        let micros = t0.elapsed().as_micros() as u64;
+        match result {
+            Ok(Ok(frames)) => {
+                self.stats
+                    .render_micros
+                    .fetch_add(micros, Ordering::Relaxed);
+                self.stats
+                    .last_frame_micros
+                    .store(micros / chunk.len() as u64, Ordering::Relaxed);
+                self.stats
+                    .rendered
+                    .fetch_add(frames.len() as u64, Ordering::Relaxed);
+                for (job, frame) in chunk.iter().zip(frames) {
+                    let frame = match self.paste.get(&job.identity) {
+                        Some(t) => pasted(frame, t),
+                        None => frame,
+                    };
+                    self.emit(WorkerEvent::Frame {
+                        identity: job.identity,
+                        index: job.index,
+                        epoch: job.epoch,
+                        frame,
+                    });
                 }
-                Ok(Err(e)) => self.emit(WorkerEvent::RenderFailed {
-                    identities: chunk.iter().map(|j| j.identity).collect(),
-                    error: e.to_string(),
-                }),
-                Err(p) => self.restart(renderer, panic_message(&*p)),
             }
+            Ok(Err(e)) => self.emit(WorkerEvent::RenderFailed {
+                identities: chunk.iter().map(|j| j.identity).collect(),
+                error: e.to_string(),
+            }),
+            Err(p) => self.restart(renderer, panic_message(&*p)),
         }
     }
 }

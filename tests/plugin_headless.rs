@@ -857,3 +857,83 @@ fn face_clip_plays_its_frames_in_sync_with_the_audio_without_inference() {
         "the line still plays"
     );
 }
+
+/// A line held for render-ahead plays behind game time by its wait. When it ends, the
+/// face's clock goes back to game time; jumping there at once would land on keys never
+/// requested (the faces are requested a few frames ahead of their clock), and the frames
+/// asked for then come after their time: dropped. The clock catches up instead.
+#[test]
+#[ignore = "still one late and one dropped frame in the first game frames after the line \
+            (work in progress on branch crowd)"]
+fn a_face_back_from_a_held_line_drops_no_frames() {
+    let dir = tempfile_dir("line-end-catch-up");
+    let mut app = app_with_idle(&dir, true);
+    let face = spawn_face(&mut app);
+    settle(&mut app, 5);
+    // Slow while the line starts: render-ahead holds its audio for about two seconds.
+    set_min_frame_time(app.world_mut(), std::time::Duration::from_millis(80));
+    for _ in 0..15 {
+        realtime_step(&mut app);
+    }
+    let line = app
+        .world_mut()
+        .resource_mut::<Assets<VoiceLine>>()
+        .add(test_line());
+    app.world_mut()
+        .write_message(Speak::new(face, line).with_tag("held"));
+    let diag = |app: &App| app.world().resource::<EdTalkDiagnostics>().clone();
+    let (mut waited, mut at_start, mut finished) = (None, None, false);
+    for _ in 0..300 {
+        realtime_step(&mut app);
+        let world = app.world_mut();
+        if let Some(r) = world.resource_mut::<Messages<SpeechReady>>().drain().last() {
+            waited = Some(r.waited);
+        }
+        if world
+            .resource_mut::<Messages<SpeechStarted>>()
+            .drain()
+            .any(|m| m.tag == "held")
+        {
+            // Fast again: the face goes back to unpaced idle frames after the line.
+            set_min_frame_time(app.world_mut(), std::time::Duration::ZERO);
+            at_start = Some(diag(&app));
+        }
+        if app
+            .world_mut()
+            .resource_mut::<Messages<SpeechFinished>>()
+            .drain()
+            .any(|m| m.tag == "held")
+        {
+            finished = true;
+            break;
+        }
+    }
+    assert!(finished, "the line never finished: {:?}", errors(&mut app));
+    let waited = waited.expect("SpeechReady");
+    assert!(waited > 0.5, "render-ahead held the line only {waited} s");
+    let mut changes = 0;
+    let mut last = face_pixels(&app, face);
+    for _ in 0..50 {
+        realtime_step(&mut app);
+        let now = face_pixels(&app, face);
+        if now != last {
+            changes += 1;
+            last = now;
+        }
+    }
+    let (before, after) = (at_start.expect("SpeechStarted"), diag(&app));
+    let dropped = after.frames_dropped - before.frames_dropped;
+    let late = after.frames_late - before.frames_late;
+    eprintln!("held {waited:.2} s; after: {dropped} dropped, {late} late, {changes} changes");
+    assert_eq!(
+        dropped, 0,
+        "frames dropped from the line's start to after its end"
+    );
+    assert_eq!(
+        late, 0,
+        "late frames from the line's start to after its end"
+    );
+    // The face keeps moving after the line.
+    assert!(changes >= 20, "{changes} face updates in 2 s");
+    assert!(errors(&mut app).is_empty());
+}

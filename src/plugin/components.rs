@@ -84,7 +84,8 @@ pub struct TalkingFace {
     /// Seconds into the line being spoken, from the audio playback position; `None` when
     /// silent. Read-only: written by the plugin each frame (handy for subtitles).
     pub line_position: Option<f32>,
-    /// The face clock in seconds (game time, or line time while speaking). Read-only.
+    /// The face clock in seconds (game time, or line time while speaking; after a line
+    /// it catches up with game time over a few frames). Read-only.
     pub clock: f64,
 }
 

@@ -114,7 +114,7 @@ pub(crate) fn advance_emotions(
             // Rendering ahead: the face holds until the audio starts.
             Some(line) if line.waiting.is_some() => rt.key,
             Some(line) => line.base_key + (line.playback.position(now) * fps).floor() as i64,
-            None => (now * fps).floor() as i64,
+            None => idle_key(rt, now, time.delta_secs_f64(), fps),
         };
         rt.key = rt.key.max(key);
         let face_t = rt.key as f64 / fps;
@@ -134,4 +134,18 @@ pub(crate) fn advance_emotions(
             }
         }
     }
+}
+
+/// The key of a face without a line: game time. A face that has shown frames and is
+/// behind game time (a line ended: its clock was the sound's, which started late by its
+/// render-ahead wait) catches up one frame per game frame faster than the clock runs,
+/// instead of jumping: a jump would land on keys never requested, whose frames would come
+/// after their time.
+fn idle_key(rt: &FaceRuntime, now: f64, delta: f64, fps: f64) -> i64 {
+    let game = (now * fps).floor() as i64;
+    if rt.shown.is_none() {
+        return game;
+    }
+    let advance = game - ((now - delta) * fps).floor() as i64;
+    game.min(rt.key + advance + 1)
 }

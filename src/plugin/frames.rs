@@ -74,11 +74,15 @@ pub(crate) fn request_frames(
             rt.invalidate(k);
         }
         let id = identity_of(entity);
-        w.set_playhead(id, rt.key);
+        // Until the face shows its first rendered frame (its still portrait is up, and
+        // missed frames are not counted), the workers render its frames even late rather
+        // than skip them as stale, which would count them as dropped.
+        let playhead = if rt.shown.is_some() { rt.key } else { 0 };
+        w.set_playhead(id, playhead);
         w.set_epoch(id, rt.epoch);
         let fallback = worker.fallback.as_ref().filter(|_| procedural_line);
         if let Some(f) = fallback {
-            f.set_playhead(id, rt.key);
+            f.set_playhead(id, playhead);
             f.set_epoch(id, rt.epoch);
         }
         let queue = if fallback.is_some() {
@@ -221,10 +225,16 @@ pub(crate) fn collect_frames(
                     continue;
                 };
                 rt.outstanding.remove(&index);
+                let cancelled = rt.cancelled_paced == Some(index);
+                if cancelled {
+                    rt.cancelled_paced = None;
+                }
                 if rt.paced == Some(index) {
                     rt.paced = None;
                 }
-                let current = epoch == rt.epoch || index <= rt.invalid_after;
+                // A paced idle frame whose request a look change cancelled is no longer
+                // wanted, even at a key before the change.
+                let current = epoch == rt.epoch || (index <= rt.invalid_after && !cancelled);
                 if !current {
                     // Drawn for a look that changed before it was shown (a line started,
                     // an emotion changed): its key is asked for again, so not a miss.
@@ -351,6 +361,15 @@ pub(crate) fn upload_frames(
     mut errors: MessageWriter<EdTalkError>,
 ) {
     for (entity, mut rt, face) in &mut faces {
+        if rt.line.as_ref().is_some_and(|l| l.clip.is_some()) {
+            // Frames of keys the clip now covers (asked for before it started) would show
+            // over the clip once it ends: its frames replaced them.
+            let key = rt.key;
+            while rt.buffer.first_key_value().is_some_and(|(k, _)| *k <= key) {
+                rt.buffer.pop_first();
+                diag.frames_superseded += 1;
+            }
+        }
         if let Some(line) = rt.line.as_mut()
             && let Some((clip, cursor)) = line.clip.as_mut()
         {

@@ -463,6 +463,11 @@ enum AheadPlan {
     NotRegistered,
 }
 
+/// How much longer than `max_render_ahead_wait` a line moved to the procedural fallback
+/// waits for that renderer's first frames (they take a game frame or two; this bounds the
+/// wait should the fallback fail).
+const PROCEDURAL_GRACE_SECS: f64 = 1.0;
+
 /// Safety margin on the measured frame time (frame times vary).
 const AHEAD_MARGIN: f64 = 1.2;
 
@@ -557,7 +562,13 @@ pub(crate) fn start_rendered_ahead(
         } else {
             need.saturating_sub(have) as f64 * r * AHEAD_MARGIN
         };
-        let over = waited > max || (measured && waited + rest > max);
+        // A line moved to the procedural fallback still waits for that renderer's first
+        // frames (its audio would otherwise start ahead of them), a little past the bound.
+        let over = if line.procedural {
+            waited > max + PROCEDURAL_GRACE_SECS
+        } else {
+            waited > max || (measured && waited + rest > max)
+        };
         if have < need && !over {
             continue;
         }
@@ -579,6 +590,8 @@ pub(crate) fn start_rendered_ahead(
             if procedural {
                 line.procedural = true;
                 rt.invalidate(first + have as i64 - 1);
+                // Its audio starts once the fallback's first frames are there.
+                continue;
             }
         }
         let Some(line) = rt.line.as_mut() else {

@@ -177,6 +177,9 @@ pub struct FaceRuntime {
     /// The paced idle frame in flight on a slow renderer (its key): rendered even if late,
     /// so it counts neither as outstanding nor as late.
     pub(crate) paced: Option<i64>,
+    /// A paced idle frame still in flight when a look change cancelled it (see
+    /// [`Self::invalidate`]): if it comes, it is superseded work, not a missed frame.
+    pub(crate) cancelled_paced: Option<i64>,
     /// The key at the last texture upload.
     pub(crate) uploaded_key: Option<i64>,
 }
@@ -190,7 +193,10 @@ impl FaceRuntime {
         self.outstanding.retain(|&k| k <= after);
         self.requested_upto = self.requested_upto.min(after);
         self.last_motion = None;
-        self.paced = None;
+        // A slow renderer may be drawing it already; a new one is asked for at once.
+        if let Some(k) = self.paced.take() {
+            self.cancelled_paced = Some(k);
+        }
     }
 }
 
