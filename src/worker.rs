@@ -746,6 +746,27 @@ mod tests {
     }
 
     #[test]
+    fn the_frames_due_soonest_render_first() {
+        let w = worker();
+        w.set_identity(1, portrait(), None).unwrap();
+        w.set_identity(2, portrait(), None).unwrap();
+        // Face 1 is 5 frames ahead of its playhead, face 2 due now: in arrival order face
+        // 2 would wait behind frames that are due later.
+        w.set_playhead(1, 0);
+        w.set_playhead(2, 10);
+        w.submit(vec![
+            job(1, 5, 0.0),
+            job(1, 6, 0.0),
+            job(2, 10, 1.0),
+            job(2, 11, 1.0),
+        ])
+        .unwrap();
+        let evs = wait_for(&w, |e| frames(e).len() == 4);
+        let order: Vec<_> = frames(&evs).iter().map(|&(id, i, _)| (id, i)).collect();
+        assert_eq!(order, vec![(2, 10), (2, 11), (1, 5), (1, 6)]);
+    }
+
+    #[test]
     fn frames_behind_the_playhead_are_dropped() {
         let w = worker();
         w.set_identity(7, portrait(), None).unwrap();
